@@ -1,0 +1,249 @@
+"""Momentum-cycling optimizers: weights after N steps against NumPy re-implementations of each update rule."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import onecycle
+
+GLOBAL_BATCH, FEATURES, STEPS = 8, 3, 6
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(GLOBAL_BATCH * STEPS, FEATURES)).astype("float32")
+Y = (X @ np.array([[1.5], [-2.0], [0.5]]) + 0.1 * RNG.normal(size=(GLOBAL_BATCH * STEPS, 1))).astype("float32")
+W0 = np.array([[0.3], [0.2], [-0.1]])
+
+
+def schedule():
+    return onecycle.OneCycle(max_lr=0.2, total_steps=STEPS, pct_start=0.5)
+
+
+def mse_gradient(w, step):
+    """Gradient of the mean squared error over global batch `step`, as the replicas together must compute it."""
+    x, y = X[step * GLOBAL_BATCH : (step + 1) * GLOBAL_BATCH], Y[step * GLOBAL_BATCH : (step + 1) * GLOBAL_BATCH]
+    return 2.0 / GLOBAL_BATCH * x.T @ (x @ w - y)
+
+
+def numpy_sgd(nesterov, steps=STEPS):
+    s, w, velocity = schedule(), W0.copy(), np.zeros_like(W0)
+    for k in range(steps):
+        lr, m, g = float(s(k)), float(s.momentum(k)), mse_gradient(w, k)
+        velocity = m * velocity - lr * g
+        w = w + (m * velocity - lr * g if nesterov else velocity)
+    return w
+
+
+def numpy_adam(weight_decay=0.0, beta_2=0.999, epsilon=1e-7):
+    """Adam whose first-moment bias correction is 1 - prod(beta_1 of every step so far)."""
+    s, w, m, v, beta_1_product = schedule(), W0.copy(), np.zeros_like(W0), np.zeros_like(W0), 1.0
+    for k in range(STEPS):
+        lr, beta_1, g = float(s(k)), float(s.momentum(k)), mse_gradient(w, k)
+        w = w - lr * weight_decay * w
+        m, v = beta_1 * m + (1 - beta_1) * g, beta_2 * v + (1 - beta_2) * g**2
+        beta_1_product *= beta_1
+        w = w - lr * np.sqrt(1 - beta_2 ** (k + 1)) / (1 - beta_1_product) * m / (np.sqrt(v) + epsilon)
+    return w
+
+
+def numpy_rmsprop(rho=0.9, epsilon=1e-7):
+    s, w, mean_square, velocity = schedule(), W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
+    for k in range(STEPS):
+        lr, m, g = float(s(k)), float(s.momentum(k)), mse_gradient(w, k)
+        mean_square = rho * mean_square + (1 - rho) * g**2
+        velocity = m * velocity + lr * g / np.sqrt(mean_square + epsilon)
+        w = w - velocity
+    return w
+
+
+def linear_model():
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1, use_bias=False)])
+    model.set_weights([W0.astype("float32")])
+    return model
+
+
+def train_with_fit(strategy, make_optimizer, **fit_kwargs):
+    with strategy.scope():
+        model, optimizer = linear_model(), make_optimizer()
+        model.compile(optimizer, loss="mse", **fit_kwargs)
+    model.fit(X, Y, batch_size=GLOBAL_BATCH, epochs=1, shuffle=False, verbose=0)
+    return model, optimizer
+
+
+def train_with_custom_loop(strategy, make_optimizer):
+    """The loop our trainer uses: per-example losses scaled by the global batch, applied inside strategy.run."""
+    with strategy.scope():
+        model, optimizer = linear_model(), make_optimizer()
+        optimizer.build(model.trainable_variables)  # slots are variables: create them in scope, not in a replica
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH)
+
+    @tf.function
+    def train_step(x, y):
+        def replica_step(x, y):
+            with tf.GradientTape() as tape:
+                per_example = tf.reduce_mean(tf.square(model(x, training=True) - y), axis=-1)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=GLOBAL_BATCH)
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+        strategy.run(replica_step, args=(x, y))
+
+    for x, y in strategy.experimental_distribute_dataset(dataset):
+        train_step(x, y)
+    return model, optimizer
+
+
+def replica_kernels(model):
+    """The kernel as each replica holds it (MirroredVariable has one copy per device)."""
+    kernel = model.trainable_variables[0].value
+    return [v.numpy() for v in kernel.values] if hasattr(kernel, "values") else [kernel.numpy()]
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["sgd", "nesterov"])
+@pytest.mark.parametrize("train", [train_with_fit, train_with_custom_loop], ids=["fit", "custom_loop"])
+def test_sgd_on_two_replicas_matches_numpy(two_replicas, train, nesterov):
+    model, optimizer = train(two_replicas, lambda: onecycle.SGD(schedule(), nesterov=nesterov))
+    assert int(optimizer.iterations.numpy()) == STEPS
+    expected = numpy_sgd(nesterov)
+    for kernel in replica_kernels(model):
+        np.testing.assert_allclose(kernel, expected, rtol=2e-5)
+    # Discriminates: a constant momentum (what a Keras 3 callback would silently leave in place) lands elsewhere.
+    assert not np.allclose(expected, numpy_sgd_constant_momentum(nesterov), rtol=1e-3)
+
+
+def numpy_sgd_constant_momentum(nesterov, momentum=0.95):
+    s, w, velocity = schedule(), W0.copy(), np.zeros_like(W0)
+    for k in range(STEPS):
+        g = mse_gradient(w, k)
+        velocity = momentum * velocity - float(s(k)) * g
+        w = w + (momentum * velocity - float(s(k)) * g if nesterov else velocity)
+    return w
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, reference",
+    [
+        (lambda: onecycle.Adam(schedule()), numpy_adam),
+        (lambda: onecycle.AdamW(schedule(), weight_decay=0.1), lambda: numpy_adam(weight_decay=0.1)),
+        (lambda: onecycle.RMSprop(schedule()), numpy_rmsprop),
+    ],
+    ids=["adam", "adamw", "rmsprop"],
+)
+def test_adaptive_optimizers_on_two_replicas_match_numpy(two_replicas, make_optimizer, reference):
+    model, optimizer = train_with_custom_loop(two_replicas, make_optimizer)
+    assert int(optimizer.iterations.numpy()) == STEPS
+    for kernel in replica_kernels(model):
+        np.testing.assert_allclose(kernel, reference(), rtol=2e-5)
+
+
+def test_adam_bias_correction_is_the_product_of_the_betas_used():
+    optimizer = onecycle.Adam(onecycle.OneCycle(1e-3, 100))
+    betas = onecycle.OneCycle(1e-3, 100).momentum(np.arange(100)).numpy()
+    optimizer.build([keras.Variable(np.zeros(1, "float32"))])
+    for t in (0, 1, 9, 29, 99):
+        optimizer.iterations.assign(t)
+        exact = 1 - np.prod(betas[: t + 1].astype("float64"))
+        np.testing.assert_allclose(1 - optimizer.beta_1_product().numpy(), exact, rtol=1e-5)
+    # Keras and PyTorch divide by 1 - beta_1(t)**(t+1) instead: at T=100 their early steps are up to 17% too small.
+    keras_correction = 1 - betas.astype("float64") ** np.arange(1, 101)
+    exact_correction = 1 - np.cumprod(betas.astype("float64"))
+    step_size_ratio = exact_correction / keras_correction
+    assert np.argmin(step_size_ratio) == 13
+    np.testing.assert_allclose(1 - step_size_ratio.min(), 0.173, atol=5e-4)
+
+
+def test_constant_beta_1_keeps_keras_adam_exactly():
+    ours, theirs = onecycle.Adam(0.01, beta_1=0.8), keras.optimizers.Adam(0.01, beta_1=0.8)
+    results = []
+    for optimizer in (ours, theirs):
+        w = keras.Variable(np.array([1.0, -2.0], "float32"))
+        for k in range(5):
+            optimizer.apply([tf.constant([0.5, 0.1]) * (k + 1)], [w])
+        results.append(w.numpy())
+    np.testing.assert_array_equal(*results)
+
+
+def test_steps_per_execution_sees_the_same_schedule():
+    one = train_with_fit(tf.distribute.get_strategy(), lambda: onecycle.SGD(schedule()))[0]
+    three = train_with_fit(tf.distribute.get_strategy(), lambda: onecycle.SGD(schedule()), steps_per_execution=3)[0]
+    np.testing.assert_allclose(one.get_weights()[0], three.get_weights()[0], rtol=1e-6)
+    np.testing.assert_allclose(one.get_weights()[0], numpy_sgd(nesterov=False), rtol=2e-5)
+
+
+def test_momentum_sources():
+    # cycle_momentum=False keeps the float, as in Keras.
+    fixed = onecycle.SGD(schedule(), momentum=0.9, cycle_momentum=False)
+    fixed.build([keras.Variable(np.zeros(1, "float32"))])
+    assert float(fixed.current_momentum) == pytest.approx(0.9)
+    # Any callable of the step is accepted as the momentum schedule.
+    ramp = keras.optimizers.schedules.PolynomialDecay(0.5, decay_steps=10, end_learning_rate=0.9)
+    custom = onecycle.SGD(0.1, momentum=ramp)
+    custom.build([keras.Variable(np.zeros(1, "float32"))])
+    custom.iterations.assign(5)
+    assert float(custom.current_momentum) == pytest.approx(0.7)
+    # Two momentum sources at once is ambiguous.
+    with pytest.raises(ValueError, match="pass cycle_momentum=False"):
+        onecycle.Adam(schedule(), beta_1=ramp)
+    with pytest.raises(ValueError, match="weight_decay must be > 0"):
+        onecycle.AdamW(schedule(), weight_decay=0.0)
+
+
+def test_exclude_biases_and_norms_from_weight_decay():
+    model = keras.Sequential([keras.Input((4, 4, 3)), keras.layers.Conv2D(2, 3), keras.layers.BatchNormalization()])
+    optimizer = onecycle.SGD(0.1, weight_decay=0.5)
+    onecycle.exclude_biases_and_norms_from_weight_decay(optimizer, model.trainable_variables)
+    before = [v.numpy() for v in model.trainable_variables]
+    optimizer.apply([tf.zeros_like(v) for v in model.trainable_variables], model.trainable_variables)
+    kernel, bias, gamma, beta = [v.numpy() for v in model.trainable_variables]
+    np.testing.assert_allclose(kernel, before[0] * (1 - 0.1 * 0.5), rtol=1e-6)
+    for after, original in zip((bias, gamma, beta), before[1:]):
+        np.testing.assert_array_equal(after, original)
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: onecycle.SGD(schedule(), nesterov=True),
+    lambda: onecycle.AdamW(schedule(), weight_decay=0.01),
+    lambda: onecycle.RMSprop(schedule(), centered=True),
+], ids=["sgd", "adamw", "rmsprop"])  # fmt: skip
+def test_keras_file_round_trip_keeps_schedule_and_state(tmp_path, make_optimizer):
+    model, optimizer = train_with_fit(tf.distribute.get_strategy(), make_optimizer)
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.models.load_model(path)
+    assert type(restored.optimizer) is type(optimizer)
+    assert restored.optimizer.get_config() == optimizer.get_config()  # schedule, momentum source, hyperparameters
+    assert int(restored.optimizer.iterations.numpy()) == STEPS
+    assert float(restored.optimizer.learning_rate) == pytest.approx(float(schedule()(STEPS)))
+    for saved, loaded in zip(optimizer.variables, restored.optimizer.variables):
+        np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
+    # Both continue identically: the schedule and momentum resume at step STEPS.
+    for m in (model, restored):
+        m.fit(X[:GLOBAL_BATCH], Y[:GLOBAL_BATCH], batch_size=GLOBAL_BATCH, verbose=0)
+    np.testing.assert_allclose(model.get_weights()[0], restored.get_weights()[0], rtol=1e-6)
+
+
+def test_float16_overflow_on_one_replica_skips_the_step_on_all(two_replicas):
+    strategy = two_replicas
+    with strategy.scope():
+        optimizer = onecycle.LossScaleOptimizer(onecycle.SGD(schedule()))
+        weights = tf.Variable([1.0, 2.0])
+        optimizer.build([weights])
+
+    @tf.function
+    def step(overflowing_replica):
+        def replica_step():
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            gradient = tf.where(replica == overflowing_replica, tf.constant([np.inf, 1.0]), tf.constant([1.0, 1.0]))
+            optimizer.apply([gradient * optimizer.dynamic_scale], [weights])
+
+        strategy.run(replica_step)
+
+    step(tf.constant(1))  # only the second replica overflows
+    for replica_weights in weights.values:
+        np.testing.assert_array_equal(replica_weights.numpy(), [1.0, 2.0])
+    assert int(optimizer.iterations.numpy()) == 0  # the schedule does not advance on a skipped step
+    assert optimizer.dynamic_scale.numpy() == 2.0**14
+
+    step(tf.constant(-1))  # no replica overflows: a normal update with the lr of step 0, all-reduced (summed)
+    expected = np.array([1.0, 2.0]) - float(schedule()(0)) * 2.0
+    for replica_weights in weights.values:
+        np.testing.assert_allclose(replica_weights.numpy(), expected, rtol=1e-6)
+    assert int(optimizer.iterations.numpy()) == 1
