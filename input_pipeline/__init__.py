@@ -1,0 +1,23 @@
+"""Datasets in memory -> per-replica batches: tfds, image folders, the offline quick-start set, synthetic data."""
+
+from input_pipeline.augmentations import Augmentation, augment
+from input_pipeline.pipeline import (
+    eval_dataset,
+    normalise,
+    per_replica_batch_size,
+    steps_per_epoch,
+    train_dataset,
+)
+from input_pipeline.sources import Data, load
+
+__all__ = [
+    "Augmentation",
+    "Data",
+    "augment",
+    "eval_dataset",
+    "load",
+    "normalise",
+    "per_replica_batch_size",
+    "steps_per_epoch",
+    "train_dataset",
+]

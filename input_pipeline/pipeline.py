@@ -1,0 +1,105 @@
+"""Per-replica training and evaluation batches from a `Data` in memory, distributed with tf.distribute.
+
+Training epochs are index permutations: epoch e's order is `stateless_shuffle(range(N), seed=[seed, e])`, cut into
+`steps_per_epoch` global batches (the remainder N mod global_batch is dropped, a different part each epoch), and
+each global batch into one slice per replica. Each worker's input pipeline takes the columns of its own replicas,
+so every example appears once per epoch across all replicas. Because the order is a function of (seed, epoch),
+a run resumed at step k starts mid-epoch by slicing that index list: nothing consumed is read again.
+
+Images are gathered a batch at a time, normalised, and augmented batch-wise in the graph (or, with
+`augmentation=None`, left for the trainer to augment on the accelerator). Evaluation pads the last global batch
+with weight-0 examples, so each evaluation image counts exactly once whatever the batch and replica count.
+"""
+
+import tensorflow as tf
+
+from input_pipeline.augmentations import augment
+
+_FOREVER = 2**62
+
+
+def per_replica_batch_size(global_batch, num_replicas):
+    """The global batch split evenly over the replicas; an uneven split is an error, not a silent rounding."""
+    if global_batch <= 0 or global_batch % num_replicas:
+        raise ValueError(
+            f"batch size {global_batch} is not divisible by {num_replicas} replicas; use a multiple of "
+            f"{num_replicas} (e.g. {max(num_replicas, global_batch // num_replicas * num_replicas)})"
+        )
+    return global_batch // num_replicas
+
+
+def steps_per_epoch(num_examples, global_batch):
+    """floor(num_examples / global_batch): every step sees a full global batch."""
+    if global_batch > num_examples:
+        raise ValueError(f"batch size {global_batch} is larger than the {num_examples} training examples")
+    return num_examples // global_batch
+
+
+def normalise(images, data):
+    """uint8 images -> float32, per-channel standardised with the dataset's own statistics."""
+    return (tf.cast(images, tf.float32) - data.mean) / data.std
+
+
+def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None):
+    """An endless distributed dataset of (images, labels) per-replica batches, starting at global `start_step`.
+
+    Each element also carries its global step and replica index, from which the augmentation seed is derived.
+    """
+    num_replicas = strategy.num_replicas_in_sync
+    per_replica = per_replica_batch_size(global_batch, num_replicas)
+    epoch_steps = steps_per_epoch(data.num_train, global_batch)
+    first_epoch, skipped_steps = divmod(start_step, epoch_steps)
+    images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
+
+    def dataset_fn(context):
+        first_replica, local_replicas = _local_replicas(context, num_replicas)
+
+        def epoch_batches(epoch):
+            order = tf.random.experimental.stateless_shuffle(tf.range(data.num_train), seed=[seed, epoch])
+            order = tf.reshape(order[: epoch_steps * global_batch], [epoch_steps, num_replicas, per_replica])
+            steps = epoch * epoch_steps + tf.range(epoch_steps, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices((steps, order[:, first_replica : first_replica + local_replicas]))
+
+        def replica_batches(step, indices):
+            replicas = first_replica + tf.range(local_replicas, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices((tf.fill([local_replicas], step), replicas, indices))
+
+        def load(step, replica, indices):
+            batch = normalise(tf.gather(images, indices), data)
+            if augmentation is not None:
+                batch = augment(batch, tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica]), augmentation)
+            return batch, tf.gather(labels, indices)
+
+        dataset = tf.data.Dataset.range(first_epoch, _FOREVER).flat_map(epoch_batches).skip(skipped_steps)
+        dataset = dataset.flat_map(replica_batches).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def eval_dataset(strategy, data, global_batch):
+    """(distributed dataset of (images, labels, weights), number of steps) covering every eval example once."""
+    num_replicas = strategy.num_replicas_in_sync
+    per_replica = per_replica_batch_size(global_batch, num_replicas)
+    num_steps = -(-data.num_eval // global_batch)
+    images, labels = tf.constant(data.eval_images), tf.constant(data.eval_labels)
+
+    def dataset_fn(context):
+        first_replica, local_replicas = _local_replicas(context, num_replicas)
+        positions = tf.reshape(tf.range(num_steps * global_batch), [num_steps, num_replicas, per_replica])
+        positions = tf.reshape(positions[:, first_replica : first_replica + local_replicas], [-1, per_replica])
+
+        def load(position):
+            weights = tf.cast(position < data.num_eval, tf.float32)
+            indices = tf.minimum(position, data.num_eval - 1)
+            return normalise(tf.gather(images, indices), data), tf.gather(labels, indices), weights
+
+        return tf.data.Dataset.from_tensor_slices(positions).map(load).prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(dataset_fn), num_steps
+
+
+def _local_replicas(context, num_replicas):
+    """(index of this input pipeline's first replica, how many replicas it feeds)."""
+    local = num_replicas // context.num_input_pipelines
+    return context.input_pipeline_id * local, local

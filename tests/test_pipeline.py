@@ -1,0 +1,105 @@
+"""Distributed training/eval batches: sharding over replicas, exact evaluation, determinism and resume."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import input_pipeline
+from input_pipeline import Augmentation, Data
+
+
+def numbered_data(num_train=40, num_eval=13):
+    """Images whose every pixel is their example number, so a batch says which examples it holds."""
+
+    def images(n):
+        return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 4, 4, 3)).copy()
+
+    return Data("numbered", images(num_train), np.arange(num_train, dtype=np.int32) % 10, images(num_eval),
+                np.arange(num_eval, dtype=np.int32) % 10, 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # fmt: skip
+
+
+def per_replica(strategy, value):
+    return [t.numpy() for t in strategy.experimental_local_results(value)]
+
+
+def take_steps(strategy, dataset, count):
+    """[(replica 0 batch, replica 1 batch), ...] for `count` steps."""
+    iterator = iter(dataset)
+    return [tuple(zip(*(per_replica(strategy, part) for part in next(iterator)))) for _ in range(count)]
+
+
+def example_ids(batch):
+    return batch[0][:, 0, 0, 0].astype(int)
+
+
+def test_each_example_once_per_epoch_across_replicas(two_replicas):
+    data = numbered_data(num_train=40)
+    dataset = input_pipeline.train_dataset(two_replicas, data, global_batch=8, seed=1)
+    steps = take_steps(two_replicas, dataset, 10)  # two epochs of 5 steps
+    for epoch in (steps[:5], steps[5:]):
+        seen = np.concatenate([example_ids(batch) for step in epoch for batch in step])
+        assert sorted(seen) == list(range(40))
+        for step in epoch:
+            assert [len(batch[0]) for batch in step] == [4, 4]  # per-replica batch = global / replicas
+            for images, labels in step:
+                np.testing.assert_array_equal(labels, example_ids((images,)) % 10)
+    first, second = (np.concatenate([example_ids(b) for s in e for b in s]) for e in (steps[:5], steps[5:]))
+    assert not np.array_equal(first, second)  # reshuffled every epoch
+
+
+def test_remainder_is_dropped_and_varies(two_replicas):
+    data = numbered_data(num_train=43)  # 5 steps of 8 use 40; 3 examples sit out, different ones each epoch
+    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, seed=2), 10)
+    left_out = [set(range(43)) - set(np.concatenate([example_ids(b) for s in e for b in s]))
+                for e in (steps[:5], steps[5:])]  # fmt: skip
+    assert [len(s) for s in left_out] == [3, 3] and left_out[0] != left_out[1]
+
+
+def test_same_seed_same_batches_and_resume_continues_exactly(two_replicas):
+    data = numbered_data(num_train=40)
+    augmentation = Augmentation(crop_padding=1, flip=True, cutout=2)
+
+    def steps(start_step, count, seed=5):
+        dataset = input_pipeline.train_dataset(two_replicas, data, 8, seed, start_step, augmentation)
+        return take_steps(two_replicas, dataset, count)
+
+    uninterrupted = steps(0, 12)
+    for mine, theirs in zip(uninterrupted, steps(0, 12)):
+        for a, b in zip(mine, theirs):
+            np.testing.assert_array_equal(a[0], b[0])
+    for k in (3, 5, 7):  # mid-epoch, at an epoch boundary, in the second epoch
+        for resumed, original in zip(steps(k, 12 - k), uninterrupted[k:]):
+            for a, b in zip(resumed, original):
+                np.testing.assert_array_equal(a[0], b[0])  # same examples, same augmentation
+                np.testing.assert_array_equal(a[1], b[1])
+    other_seed = steps(0, 1, seed=6)[0][0][0]
+    assert not np.array_equal(other_seed, uninterrupted[0][0][0])
+
+
+def test_evaluation_counts_every_example_once(two_replicas):
+    data = numbered_data(num_eval=13)
+    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, global_batch=4)
+    assert num_steps == 4
+    counted = []
+    for images, labels, weights in dataset:
+        for image, label, weight in zip(*(per_replica(two_replicas, t) for t in (images, labels, weights))):
+            ids = image[:, 0, 0, 0].astype(int)
+            counted += list(ids[weight == 1])
+            np.testing.assert_array_equal(label, ids % 10)
+    assert sorted(counted) == list(range(13))
+
+
+def test_normalisation_uses_the_dataset_statistics():
+    data = numbered_data()
+    data = Data(**{**data.__dict__, "mean": (10.0, 20.0, 30.0), "std": (2.0, 4.0, 5.0)})
+    out = input_pipeline.normalise(tf.constant(data.train_images[12:13]), data).numpy()
+    np.testing.assert_allclose(out[0, 0, 0], [(12 - 10) / 2, (12 - 20) / 4, (12 - 30) / 5])
+    assert out.dtype == np.float32
+
+
+def test_batch_sizes_are_checked():
+    with pytest.raises(ValueError, match="batch size 10 is not divisible by 4 replicas; use a multiple of 4"):
+        input_pipeline.per_replica_batch_size(10, 4)
+    with pytest.raises(ValueError, match="batch size 64 is larger than the 40 training examples"):
+        input_pipeline.steps_per_epoch(40, 64)
+    assert input_pipeline.steps_per_epoch(50_000, 512) == 97
