@@ -11,7 +11,7 @@ import dataclasses
 import tensorflow as tf
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Augmentation:
     """What to apply to training batches; each part off with 0/False. Defaults: the Dawnbench CIFAR-10 recipe."""
 

@@ -1,0 +1,62 @@
+"""Every default in one dataclass. Experiment files override a few fields; the command line overrides any:
+
+    python train.py --config=configs/cifar10_resnet9.py --config.batch_size=1024 --config.data_dir=/data/tfds
+
+Units: the run's length is in epochs; every other duration is in optimizer steps. Both are converted once, from
+the global batch size, in train.py (see `derived` in the workdir's config.json).
+"""
+
+import dataclasses
+
+from input_pipeline import Augmentation
+
+
+@dataclasses.dataclass
+class Config:
+    # Data
+    dataset: str = "quickstart"  # "quickstart", "synthetic", "image_folder" or a tfds name ("cifar10", ...)
+    data_dir: str | None = None  # tfds data_dir, or the image folder's root
+    download: bool = False  # let tfds download a dataset missing from data_dir
+    image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
+    augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
+    augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
+
+    # Model
+    model: str = "resnet9"  # a name in models.MODELS
+    width: float = 1.0  # channel multiplier (resnet9 1.0: 64-128-256-512)
+    sync_batch_norm: bool = False  # all-reduce BatchNorm statistics across replicas
+
+    # Optimisation: 1Cycle over `epochs`, peak lr scaled linearly with the global batch
+    batch_size: int = 512  # global, over all replicas and workers
+    epochs: int = 24
+    optimizer: str = "nesterov"  # "sgd", "nesterov", "adam", "adamw" or "rmsprop"
+    lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
+    lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch
+    pct_start: float = 0.25
+    div_factor: float = 25.0
+    final_div_factor: float = 1e4
+    anneal_strategy: str = "linear"
+    three_phase: bool = False
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+    weight_decay: float = 5e-4  # decoupled (Keras): w -= lr * weight_decay * w every step; not on biases/BN
+    label_smoothing: float = 0.2
+
+    # Distribution and precision
+    strategy: str = "auto"  # "auto", "default", "mirrored", "multi_worker" or "tpu"
+    devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1"); None = all GPUs
+    tpu: str = ""  # TPU name or address for "tpu"; "" = the local TPU VM
+    precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
+    jit_compile: bool = True  # XLA-compile each replica's forward and backward pass
+    steps_per_loop: int = 100  # optimizer steps per call into the compiled loop
+
+    # Bookkeeping (steps)
+    seed: int = 0
+    log_every_steps: int = 100
+    eval_every_steps: int = 0  # 0: evaluate once, at the end
+    checkpoint_every_steps: int = 1000
+    stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)
+
+
+def get_config():
+    return Config()

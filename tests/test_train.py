@@ -1,0 +1,160 @@
+"""The trainer end to end: real steps on the quick-start set under 1 and 2 replicas, resume, two workers."""
+
+import dataclasses
+import glob
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl import flags
+from ml_collections import config_flags
+
+import train
+from configs.base import Config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = dict(model="resnet9", width=0.125, batch_size=64, epochs=1, lr=0.4, lr_reference_batch=64, steps_per_loop=4,
+            log_every_steps=4, checkpoint_every_steps=8, jit_compile=False)  # fmt: skip
+
+
+def tiny_config(**overrides):
+    return Config(**(TINY | overrides))
+
+
+def parse_config_flags(argv):
+    """Parses argv as train.py's --config flag does (config_flags reads the overrides it defines from argv)."""
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
+    values(argv)
+    return values.config
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))))
+def test_every_config_file_loads_and_overrides(path):
+    config = parse_config_flags(
+        ["train.py", f"--config={path}", "--config.batch_size=1024", "--config.augmentation.cutout=0",
+         "--config.image_size=64,64"]
+    )  # fmt: skip
+    assert [f.name for f in dataclasses.fields(config)] == [f.name for f in dataclasses.fields(Config)]
+    assert (config.batch_size, config.augmentation.cutout, config.image_size) == (1024, 0, (64, 64))
+    train.check_config(config)
+
+
+def test_misspelt_override_fails_clearly():
+    with pytest.raises(Exception, match="batchsize"):
+        parse_config_flags(["train.py", f"--config={REPO}/configs/quickstart.py", "--config.batchsize=1024"])
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("optimizer", "lamb", "config.optimizer='lamb' is not one of"), ("precision", "fp16", "config.precision"),
+     ("model", "vgg", "config.model='vgg'"), ("batch_size", 0, "config.batch_size must be positive"),
+     ("sync_batch_norm", True, "set config.jit_compile=False with it")],
+)  # fmt: skip
+def test_bad_config_fails_before_any_work(tmp_path, field, value, message):
+    workdir = tmp_path / "run"
+    with pytest.raises(ValueError, match=message):
+        train.train_and_evaluate(tiny_config(**{field: value, "jit_compile": True}), str(workdir))
+    assert not workdir.exists()
+
+
+def assert_run_outputs(workdir, summary, steps):
+    assert summary["steps"] == steps
+    assert glob.glob(os.path.join(workdir, "checkpoints", f"ckpt-{steps}.index"))
+    assert glob.glob(os.path.join(workdir, "tensorboard", "events.out.tfevents.*"))
+    with open(os.path.join(workdir, "summary.json")) as f:
+        written = json.load(f)
+    assert written["eval_accuracy"] == summary["eval_accuracy"] and np.isfinite(written["eval_loss"])
+    with open(os.path.join(workdir, "config.json")) as f:
+        derived = json.load(f)["derived"]
+    assert derived["total_steps"] == 10_000 // 64 and derived["max_lr"] == 0.4
+
+
+def test_trains_on_one_device(tmp_path):
+    summary = train.train_and_evaluate(tiny_config(stop_at_step=40), str(tmp_path))
+    assert_run_outputs(str(tmp_path), summary, 40)
+    losses = [h["loss"] for h in summary["history"]]
+    assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < losses[0] - 0.1
+    assert summary["replicas"] == 1
+
+
+def test_trains_on_two_replicas_with_xla(tmp_path, two_replicas):
+    config = tiny_config(stop_at_step=16, jit_compile=True, augment_on_device=True)
+    summary = train.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)
+    assert_run_outputs(str(tmp_path), summary, 16)
+    assert summary["replicas"] == 2 and all(np.isfinite(h["loss"]) for h in summary["history"])
+    assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]
+
+
+def test_finished_run_exports_a_loadable_model(tmp_path):
+    summary = train.train_and_evaluate(tiny_config(epochs=1, batch_size=2000, lr_reference_batch=2000), str(tmp_path))
+    assert summary["steps"] == 5
+    import keras
+
+    model = keras.models.load_model(os.path.join(tmp_path, "model.keras"))
+    assert model.output.shape[-1] == 10
+
+
+def test_resume_continues_the_same_schedule_and_data(tmp_path):
+    config = tiny_config(log_every_steps=1, checkpoint_every_steps=4, stop_at_step=12)
+    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
+    first = train.train_and_evaluate(dataclasses.replace(config, stop_at_step=6), str(tmp_path / "split"))
+    second = train.train_and_evaluate(config, str(tmp_path / "split"))  # the same command again: resumes at 6
+    assert first["steps"] == 6 and second["steps"] == whole["steps"] == 12
+    resumed = first["history"] + second["history"]
+    assert [h["step"] for h in resumed] == [h["step"] for h in whole["history"]] == list(range(1, 13))
+    for a, b in zip(resumed, whole["history"]):
+        assert (a["lr"], a["momentum"]) == (b["lr"], b["momentum"])
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)  # same batches, same augmentation
+    assert second["eval_accuracy"] == pytest.approx(whole["eval_accuracy"], abs=1e-3)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    # Synchronized BatchNorm: with per-replica BN each worker keeps its own moving statistics (by design).
+    settings = TINY | dict(stop_at_step=8, checkpoint_every_steps=8, sync_batch_norm=True)
+    overrides = [f"--config.{k}={v}" for k, v in settings.items()]
+    workers = []
+    for index in range(2):
+        environment = os.environ | {
+            "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+            "CUDA_VISIBLE_DEVICES": "",
+        }
+        command = [sys.executable, "train.py", "--config=configs/quickstart.py", f"--workdir={tmp_path}", *overrides]
+        with open(tmp_path / f"worker{index}.log", "w") as log:
+            workers.append(subprocess.Popen(command, cwd=REPO, env=environment, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+    try:
+        codes = [worker.wait(timeout=240) for worker in workers]
+    finally:
+        for worker in workers:  # a worker whose peer never came ignores SIGTERM: kill hard
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+    logs = [(tmp_path / f"worker{i}.log").read_text()[-3000:] for i in range(2)]
+    assert codes == [0, 0], logs
+    chief = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
+    other = tf.train.load_checkpoint(str(tmp_path / "checkpoints_worker1"))
+    # Every tensor: weights, BatchNorm statistics, optimizer slots and step counters (not the object graph).
+    names = [n for n in chief.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert sorted(names) == sorted(n for n in other.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH")
+    assert len(names) >= 25 + 16 + 25  # 25 trainable variables, 16 BN statistics, a momentum slot per trainable
+    for name in names:
+        np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
+    with open(tmp_path / "summary.json") as f:
+        assert json.load(f)["replicas"] == 2
