@@ -4,8 +4,9 @@ a quarter-width airbench-style net, 3 epochs of 1Cycle. Runs anywhere, no downlo
     python train.py                                    # this config is train.py's default
     python train.py --config=configs/quickstart.py --workdir=runs/quickstart
 
-Measured on 2 CPU cores (the command above, 2026-11-28): 100% eval accuracy, about 65 s of training and 100 s
-wall time in all (TensorFlow start-up, data generation, compilation, evaluation, export included).
+Measured on 2 CPU cores with `time python train.py` (2026-11-28): 100% eval accuracy (train accuracy 99.1%),
+74 s of training of which 9 s tracing and compilation, 458 images/s, 1 min 41 s wall time in all (TensorFlow
+start-up, data generation, evaluation and export included). summary.json in the workdir has these numbers.
 """
 
 from configs.base import Config
