@@ -59,7 +59,8 @@ class _ScheduledMomentum:
             return ops.cast(getattr(self, self._momentum_name), dtype)
         return ops.cast(self._momentum_schedule(self._iterations if step is None else step), dtype)
 
-    def _momentum_config(self, config):
+    def get_config(self):
+        config = super().get_config()
         config[self._momentum_name] = (
             keras.saving.serialize_keras_object(self._momentum_argument)
             if callable(self._momentum_argument)
@@ -103,9 +104,6 @@ class SGD(_ScheduledMomentum, keras.optimizers.SGD):
         else:
             self.assign_add(variable, velocity)
 
-    def get_config(self):
-        return self._momentum_config(super().get_config())
-
 
 @keras.saving.register_keras_serializable(package="onecycle")
 class RMSprop(_ScheduledMomentum, keras.optimizers.RMSprop):
@@ -133,9 +131,6 @@ class RMSprop(_ScheduledMomentum, keras.optimizers.RMSprop):
         m = self._momentum_at_step(variable.dtype)
         self.assign(velocity, m * velocity + lr * gradient / ops.sqrt(denominator))
         self.assign_sub(variable, velocity)
-
-    def get_config(self):
-        return self._momentum_config(super().get_config())
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
@@ -182,9 +177,6 @@ class Adam(_ScheduledMomentum, keras.optimizers.Adam):
             v = v_hat
         alpha = lr * ops.sqrt(1 - beta_2_power) / (1 - self.beta_1_product(dtype))
         self.assign_sub(variable, m * alpha / (ops.sqrt(v) + self.epsilon))
-
-    def get_config(self):
-        return self._momentum_config(super().get_config())
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
