@@ -158,3 +158,16 @@ def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
         np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
     with open(tmp_path / "summary.json") as f:
         assert json.load(f)["replicas"] == 2
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
+    import keras
+
+    try:
+        summary = train.train_and_evaluate(tiny_config(precision=precision, stop_at_step=8), str(tmp_path))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert summary["precision"] == precision and summary["steps"] == 8  # applied updates, even if a batch was skipped
+    assert all(np.isfinite(h["loss"]) for h in summary["history"]) and np.isfinite(summary["eval_loss"])
+    assert summary["history"][-1]["momentum"] < 0.95  # read through the LossScaleOptimizer for float16
