@@ -66,9 +66,10 @@ def train_and_evaluate(config, workdir, strategy=None):
     reporter = report.Reporter(workdir, chief, plan["total_steps"], plan["steps_per_epoch"], config.batch_size,
                                data.synthetic)  # fmt: skip
 
+    eval_data, eval_steps = input_pipeline.eval_dataset(strategy, data, config.batch_size)
+
     def evaluate(step):
-        dataset, num_steps = input_pipeline.eval_dataset(strategy, data, config.batch_size)
-        eval_loop(iter(dataset), tf.constant(num_steps))
+        eval_loop(iter(eval_data), tf.constant(eval_steps))
         loss, accuracy = eval_sums.result_and_reset()
         reporter.evaluation(step, loss, accuracy)
         return loss, accuracy
