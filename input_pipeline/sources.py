@@ -105,7 +105,7 @@ def _image_folder(root, image_size):
             pathlib.Path(root) / split, labels="inferred", label_mode="int", class_names=class_names,
             image_size=tuple(image_size), batch_size=None, shuffle=False, verbose=False,
         )  # fmt: skip
-        images, labels = _to_numpy(dataset.map(lambda image, label: (image, label)))
+        images, labels = _to_numpy(dataset)
         return images, labels, dataset.class_names
 
     train_images, train_labels, class_names = read("train")

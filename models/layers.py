@@ -3,14 +3,14 @@
 import keras
 
 
-def batch_norm(synchronized, momentum=0.9):
+def batch_norm(synchronized):
     """BatchNorm whose statistics are per replica (default) or all-reduced across replicas (`synchronized`)."""
-    return keras.layers.BatchNormalization(momentum=momentum, epsilon=1e-5, synchronized=synchronized)
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, synchronized=synchronized)
 
 
-def conv_bn(x, filters, synchronized, activation="relu", kernel_size=3):
+def conv_bn(x, filters, synchronized, activation="relu"):
     """3x3 convolution without bias (BatchNorm's offset replaces it), BatchNorm, activation."""
-    x = keras.layers.Conv2D(filters, kernel_size, padding="same", use_bias=False)(x)
+    x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
     x = batch_norm(synchronized)(x)
     return keras.layers.Activation(activation)(x)
 
