@@ -3,7 +3,7 @@
     python train.py --config=configs/cifar10_resnet9.py --config.batch_size=1024 --config.data_dir=/data/tfds
 
 Units: the run's length is in epochs; every other duration is in optimizer steps. Both are converted once, from
-the global batch size, in train.py (see `derived` in the workdir's config.json).
+the global batch size, in training/trainer.py (see `derived` in the workdir's config.json).
 """
 
 import dataclasses

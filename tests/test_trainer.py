@@ -15,8 +15,8 @@ import tensorflow as tf
 from absl import flags
 from ml_collections import config_flags
 
-import train
 from configs.base import Config
+from training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(model="resnet9", width=0.125, batch_size=64, epochs=1, lr=0.4, lr_reference_batch=64, steps_per_loop=4,
@@ -43,7 +43,7 @@ def test_every_config_file_loads_and_overrides(path):
     )  # fmt: skip
     assert [f.name for f in dataclasses.fields(config)] == [f.name for f in dataclasses.fields(Config)]
     assert (config.batch_size, config.augmentation.cutout, config.image_size) == (1024, 0, (64, 64))
-    train.check_config(config)
+    trainer.check_config(config)
 
 
 def test_misspelt_override_fails_clearly():
@@ -60,7 +60,7 @@ def test_misspelt_override_fails_clearly():
 def test_bad_config_fails_before_any_work(tmp_path, field, value, message):
     workdir = tmp_path / "run"
     with pytest.raises(ValueError, match=message):
-        train.train_and_evaluate(tiny_config(**{field: value, "jit_compile": True}), str(workdir))
+        trainer.train_and_evaluate(tiny_config(**{field: value, "jit_compile": True}), str(workdir))
     assert not workdir.exists()
 
 
@@ -77,7 +77,7 @@ def assert_run_outputs(workdir, summary, steps):
 
 
 def test_trains_on_one_device(tmp_path):
-    summary = train.train_and_evaluate(tiny_config(stop_at_step=40), str(tmp_path))
+    summary = trainer.train_and_evaluate(tiny_config(stop_at_step=40), str(tmp_path))
     assert_run_outputs(str(tmp_path), summary, 40)
     losses = [h["loss"] for h in summary["history"]]
     assert all(np.isfinite(losses)) and np.mean(losses[-3:]) < losses[0] - 0.1
@@ -86,14 +86,14 @@ def test_trains_on_one_device(tmp_path):
 
 def test_trains_on_two_replicas_with_xla(tmp_path, two_replicas):
     config = tiny_config(stop_at_step=16, jit_compile=True, augment_on_device=True)
-    summary = train.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)
+    summary = trainer.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)
     assert_run_outputs(str(tmp_path), summary, 16)
     assert summary["replicas"] == 2 and all(np.isfinite(h["loss"]) for h in summary["history"])
     assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]
 
 
 def test_finished_run_exports_a_loadable_model(tmp_path):
-    summary = train.train_and_evaluate(tiny_config(epochs=1, batch_size=2000, lr_reference_batch=2000), str(tmp_path))
+    summary = trainer.train_and_evaluate(tiny_config(epochs=1, batch_size=2000, lr_reference_batch=2000), str(tmp_path))
     assert summary["steps"] == 5
     import keras
 
@@ -103,9 +103,9 @@ def test_finished_run_exports_a_loadable_model(tmp_path):
 
 def test_resume_continues_the_same_schedule_and_data(tmp_path):
     config = tiny_config(log_every_steps=1, checkpoint_every_steps=4, stop_at_step=12)
-    whole = train.train_and_evaluate(config, str(tmp_path / "whole"))
-    first = train.train_and_evaluate(dataclasses.replace(config, stop_at_step=6), str(tmp_path / "split"))
-    second = train.train_and_evaluate(config, str(tmp_path / "split"))  # the same command again: resumes at 6
+    whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"))
+    first = trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=6), str(tmp_path / "split"))
+    second = trainer.train_and_evaluate(config, str(tmp_path / "split"))  # the same command again: resumes at 6
     assert first["steps"] == 6 and second["steps"] == whole["steps"] == 12
     resumed = first["history"] + second["history"]
     assert [h["step"] for h in resumed] == [h["step"] for h in whole["history"]] == list(range(1, 13))
@@ -165,7 +165,7 @@ def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
     import keras
 
     try:
-        summary = train.train_and_evaluate(tiny_config(precision=precision, stop_at_step=8), str(tmp_path))
+        summary = trainer.train_and_evaluate(tiny_config(precision=precision, stop_at_step=8), str(tmp_path))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert summary["precision"] == precision and summary["steps"] == 8  # applied updates, even if a batch was skipped
