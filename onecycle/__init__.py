@@ -1,5 +1,7 @@
-"""1Cycle (super-convergence) for Keras 3 on TensorFlow: step-keyed schedules and momentum-cycling optimizers."""
+"""1Cycle (super-convergence) for Keras 3 on TensorFlow: step-keyed schedules (1Cycle and the baselines it is
+measured against) and momentum-cycling optimizers."""
 
+from onecycle.baselines import Constant, StepDecay, WarmupCosine
 from onecycle.optimizers import (
     SGD,
     Adam,
@@ -12,6 +14,9 @@ from onecycle.schedule import OneCycle
 
 __all__ = [
     "SGD",
+    "Constant",
+    "StepDecay",
+    "WarmupCosine",
     "Adam",
     "AdamW",
     "LossScaleOptimizer",

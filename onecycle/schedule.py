@@ -126,7 +126,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
             # Both fractions come straight from step counts: 1 - done would lose float32 digits near the end.
             done, left = (step - start) / (end - start), (end - step) / (end - start)
             values = tf.constant(values, tf.float32)
-            return _anneal(self.anneal_strategy, tf.gather(values, phase), tf.gather(values, phase + 1), done, left)
+            return anneal(self.anneal_strategy, tf.gather(values, phase), tf.gather(values, phase + 1), done, left)
 
     def get_config(self):
         return {
@@ -142,7 +142,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def _anneal(strategy, start, end, done, left):
+def anneal(strategy, start, end, done, left):
     """Anneals start -> end, `done` and `left` (= 1 - done) of the way; full float32 precision at both ends."""
     if strategy == "cos":
         # end + (start - end)/2 * (1 + cos(pi*done)), rewritten with 1 + cos(x) = 2 cos^2(x/2) and
