@@ -2,8 +2,9 @@
 
     python train.py --config=configs/cifar10_resnet9.py --config.batch_size=1024 --config.data_dir=/data/tfds
 
-Units: the run's length is in epochs; every other duration is in optimizer steps. Both are converted once, from
-the global batch size, in training/trainer.py (see `derived` in the workdir's config.json).
+Units: the run's length and the evaluation interval are in epochs; every other duration is in optimizer steps.
+Epochs are converted to steps once, from the global batch size, in training/trainer.py (see `derived` in the
+workdir's config.json).
 """
 
 import dataclasses
@@ -26,19 +27,27 @@ class Config:
     width: float = 1.0  # channel multiplier (resnet9 1.0: 64-128-256-512)
     sync_batch_norm: bool = False  # all-reduce BatchNorm statistics across replicas
 
-    # Optimisation: 1Cycle over `epochs`, peak lr scaled linearly with the global batch
+    # Optimisation: a schedule over `epochs` (1Cycle by default), peak lr scaled linearly with the global batch
     batch_size: int = 512  # global, over all replicas and workers
     epochs: int = 24
     optimizer: str = "nesterov"  # "sgd", "nesterov", "adam", "adamw" or "rmsprop"
     lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
     lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch
+    schedule: str = "onecycle"  # "onecycle", or a baseline: "constant", "step", "warmup_cosine"
+    # 1Cycle (schedule="onecycle"): PyTorch OneCycleLR's parameters; momentum cycles max -> base -> max
     pct_start: float = 0.25
     div_factor: float = 25.0
     final_div_factor: float = 1e4
     anneal_strategy: str = "linear"
     three_phase: bool = False
     base_momentum: float = 0.85
-    max_momentum: float = 0.95
+    max_momentum: float = 0.95  # also the baselines' constant momentum (Adam: beta_1)
+    # Baselines: "step" multiplies the lr by step_factor at each milestone (fractions of the run);
+    # "warmup_cosine" warms up linearly over warmup_pct of the run, then decays to max_lr * final_lr_ratio
+    step_milestones: tuple[float, ...] = (0.5, 0.75)
+    step_factor: float = 0.1
+    warmup_pct: float = 0.05
+    final_lr_ratio: float = 0.0
     weight_decay: float = 5e-4  # decoupled (Keras): w -= lr * weight_decay * w every step; not on biases/BN
     label_smoothing: float = 0.2
 
@@ -50,10 +59,16 @@ class Config:
     jit_compile: bool = True  # XLA-compile each replica's forward and backward pass
     steps_per_loop: int = 100  # optimizer steps per call into the compiled loop
 
+    # Evaluation
+    eval_every_epochs: float = 0.0  # 0: evaluate once, at the end; fractions allowed (0.5: twice an epoch)
+    eval_flip: bool = False  # test-time augmentation: average the logits of each image and its mirror image
+    ema_momentum: float = 0.0  # > 0 (e.g. 0.99): evaluate and export a moving average of the weights (Keras use_ema)
+    target_accuracy: float | None = None  # record the first evaluation at or above it (step, epoch, seconds)
+    stop_at_target: bool = False  # Dawnbench: stop there (a schedule comparison must not: its length is the recipe)
+
     # Bookkeeping (steps)
-    seed: int = 0
+    seed: int = 0  # initialisation, data order and augmentation; the dataset itself does not depend on it
     log_every_steps: int = 100
-    eval_every_steps: int = 0  # 0: evaluate once, at the end
     checkpoint_every_steps: int = 1000
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)
 

@@ -23,5 +23,5 @@ def get_config():
         label_smoothing=0.2,
         augment_on_device=True,
         log_every_steps=48,
-        eval_every_steps=48 * 5,
+        eval_every_epochs=5,
     )

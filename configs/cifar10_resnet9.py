@@ -27,5 +27,5 @@ def get_config():
         weight_decay=5e-3,  # decoupled; about L2 5e-4 under momentum 0.9 (divide by 1 - momentum)
         label_smoothing=0.2,
         log_every_steps=97,  # one line per epoch (97 steps of 512)
-        eval_every_steps=97 * 4,
+        eval_every_epochs=4,
     )

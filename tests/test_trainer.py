@@ -107,12 +107,16 @@ def test_resume_continues_the_same_schedule_and_data(tmp_path):
     first = trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=6), str(tmp_path / "split"))
     second = trainer.train_and_evaluate(config, str(tmp_path / "split"))  # the same command again: resumes at 6
     assert first["steps"] == 6 and second["steps"] == whole["steps"] == 12
-    resumed = first["history"] + second["history"]
+    resumed = second["history"]  # the curve of the first process is carried over from history.jsonl
+    assert [h["step"] for h in first["history"]] == list(range(1, 7))
     assert [h["step"] for h in resumed] == [h["step"] for h in whole["history"]] == list(range(1, 13))
     for a, b in zip(resumed, whole["history"]):
         assert (a["lr"], a["momentum"]) == (b["lr"], b["momentum"])
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)  # same batches, same augmentation
     assert second["eval_accuracy"] == pytest.approx(whole["eval_accuracy"], abs=1e-3)
+    # The timers count on from the checkpoint: both processes' training, and two compilations.
+    assert (first["processes"], second["processes"], whole["processes"]) == (1, 2, 1)
+    assert second["train_seconds"] > first["train_seconds"] and second["compile_seconds"] > first["compile_seconds"]
 
 
 def free_ports(count):
@@ -150,9 +154,18 @@ def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
     assert codes == [0, 0], logs
     chief = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
     other = tf.train.load_checkpoint(str(tmp_path / "checkpoints_worker1"))
-    # Every tensor: weights, BatchNorm statistics, optimizer slots and step counters (not the object graph).
-    names = [n for n in chief.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH"]
-    assert sorted(names) == sorted(n for n in other.get_variable_to_shape_map() if n != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+    # Every tensor: weights, BatchNorm statistics, optimizer slots and step counters (not the object graph, nor
+    # each worker's own clock).
+    def state(reader):
+        return sorted(
+            n
+            for n in reader.get_variable_to_shape_map()
+            if n.split("/")[0] not in ("_CHECKPOINTABLE_OBJECT_GRAPH", "timers")
+        )
+
+    names = state(chief)
+    assert names == state(other) and any(n.startswith("timers") for n in chief.get_variable_to_shape_map())
     assert len(names) >= 25 + 16 + 25  # 25 trainable variables, 16 BN statistics, a momentum slot per trainable
     for name in names:
         np.testing.assert_array_equal(chief.get_tensor(name), other.get_tensor(name))
@@ -171,3 +184,72 @@ def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
     assert summary["precision"] == precision and summary["steps"] == 8  # applied updates, even if a batch was skipped
     assert all(np.isfinite(h["loss"]) for h in summary["history"]) and np.isfinite(summary["eval_loss"])
     assert summary["history"][-1]["momentum"] < 0.95  # read through the LossScaleOptimizer for float16
+
+
+def test_target_crossing_is_the_first_evaluation_at_or_above_it(tmp_path):
+    config = tiny_config(stop_at_step=40, eval_every_epochs=0.05, target_accuracy=0.2)  # an eval every 8 steps
+    summary = trainer.train_and_evaluate(config, str(tmp_path / "on"))
+    evaluations = summary["evaluations"]
+    assert [e["step"] for e in evaluations] == [8, 16, 24, 32, 40]
+    first = next(e for e in evaluations if e["accuracy"] >= 0.2)  # fails the test if the target is never reached
+    assert summary["target"] == first and summary["status"] == "stopped"
+    for e in evaluations:  # every record's times are consistent
+        assert e["train_seconds"] + e["eval_seconds"] + e["compile_seconds"] <= e["wall_seconds"]
+    assert [e["train_seconds"] for e in evaluations] == sorted(e["train_seconds"] for e in evaluations)
+
+    # Dawnbench: stop at the crossing; the run is finished there and exports its model.
+    stopped = trainer.train_and_evaluate(dataclasses.replace(config, stop_at_target=True), str(tmp_path / "stop"))
+    assert stopped["status"] == "target_reached" and stopped["steps"] == first["step"]
+    assert stopped["evaluations"][-1]["step"] == first["step"]  # no second evaluation at the stopping step
+    assert os.path.exists(tmp_path / "stop" / "model.keras")
+
+
+def test_flip_test_time_augmentation():
+    import keras
+
+    from training.steps import predict_logits
+
+    images = tf.random.stateless_normal([4, 8, 8, 3], seed=[1, 2])
+    symmetric = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
+    np.testing.assert_allclose(predict_logits(symmetric, images, flip=True), symmetric(images), rtol=1e-5, atol=1e-6)
+    asymmetric = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    plain, flipped = asymmetric(images).numpy(), asymmetric(images[:, :, ::-1]).numpy()
+    tta = predict_logits(asymmetric, images, flip=True).numpy()
+    assert np.abs(tta - plain).max() > 1e-3
+    np.testing.assert_allclose(tta, (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_replicas):
+    import keras
+
+    import input_pipeline
+
+    strategy = two_replicas if replicas == 2 else None
+    config = tiny_config(batch_size=2000, lr_reference_batch=2000, epochs=2, ema_momentum=0.8, log_every_steps=5,
+                         checkpoint_every_steps=5)  # fmt: skip
+    whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"), strategy=strategy)
+    trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=3), str(tmp_path / "split"), strategy=strategy)
+    resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"), strategy=strategy)
+    assert whole["steps"] == resumed["steps"] == 10
+    exported = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    again = keras.models.load_model(tmp_path / "split" / "model.keras")
+    for a, b in zip(exported.weights, again.weights):  # the average survives the restart
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-6)
+
+    # The exported weights are the moving averages, not the last weights (which the checkpoint holds).
+    import models
+
+    last = models.create_model("resnet9", (32, 32, 3), 10, width=0.125)
+    tf.train.Checkpoint(model=last).restore(
+        tf.train.latest_checkpoint(tmp_path / "whole" / "checkpoints")
+    ).assert_existing_objects_matched()
+    differences = [
+        np.abs(a.numpy() - b.numpy()).max() for a, b in zip(last.trainable_weights, exported.trainable_weights)
+    ]
+    assert min(differences) > 1e-7
+    # ... and evaluation used them: the exported model's accuracy on the evaluation set is the run's.
+    data = input_pipeline.load("quickstart")
+    logits = exported.predict(input_pipeline.normalise(data.eval_images, data).numpy(), batch_size=500, verbose=0)
+    accuracy = np.mean(np.argmax(logits, -1) == data.eval_labels)
+    assert accuracy == pytest.approx(whole["eval_accuracy"], abs=1e-3)

@@ -1,29 +1,57 @@
-"""What a run tells: a concise terminal line, TensorBoard scalars and JSON files, all written by the chief only."""
+"""What a run tells: its clocks, its curve (history.jsonl), a terminal line, TensorBoard scalars and JSON files.
 
+Only the chief writes files. Every time a run reports follows one of `CONVENTIONS`, named wherever it is shown.
+"""
+
+import contextlib
 import json
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
+CONVENTIONS = {
+    "train_seconds": "training steps only, as airbench counts: no compilation, evaluation, data preparation, "
+    "checkpointing or logging (the first, compiling call of each process is counted as its steps at the "
+    "steady rate)",
+    "dawnbench_seconds": "wall time from the start of data preparation, as Dawnbench counts, without evaluation "
+    "(compilation, checkpoints and logging included)",
+    "compile_seconds": "tracing and XLA compilation: the first call of each process, which runs one step, less "
+    "one step at the steady rate",
+    "eval_seconds": "evaluation, including its own first compilation",
+    "data_seconds": "loading the dataset and building the input pipelines",
+    "wall_seconds": "everything from the start of data preparation",
+}
+_CARRIED = ("train_seconds", "compile_seconds", "eval_seconds", "data_seconds", "wall_seconds", "processes")
 
-class Reporter:
-    """Logs progress lines and TensorBoard scalars; measures throughput excluding the first (compiling) call."""
 
-    def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic):
-        self.chief, self.total_steps, self.steps_per_epoch = chief, total_steps, steps_per_epoch
-        self.global_batch, self.tag = global_batch, " [synthetic data]" if synthetic else ""
-        self.writer = (
-            tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
-            else tf.summary.create_noop_writer()
-        )  # fmt: skip
-        self.first_call_seconds = None  # tracing + XLA compilation + the first call's steps
+class Clock:
+    """The run's timers. Totals over restarts: what a checkpoint saved (`carried`) plus this process's time.
+
+    Time spent after the last checkpoint of a killed process is lost with it; every restart adds a compilation.
+    """
+
+    def __init__(self):
+        self.carried = tf.Variable(tf.zeros([len(_CARRIED)], tf.float64), trainable=False, name="timers")
+        self.previous = dict.fromkeys(_CARRIED, 0.0)  # earlier processes' totals, read from `carried` on restore
+        self.start = time.perf_counter()
+        self.data_seconds = None
+        self.eval_seconds = 0.0
+        self.first_call_seconds = None
         self.first_call_steps = 0
         self.steady_seconds = 0.0
         self.steady_steps = 0
 
-    def timed_call(self, fn, num_steps):
+    def restored(self):
+        """Takes the totals of the processes before this one from the (just restored, or still zero) checkpoint."""
+        self.previous = dict(zip(_CARRIED, self.carried.numpy().tolist()))
+
+    def data_prepared(self):
+        self.data_seconds = time.perf_counter() - self.start
+
+    def time_training(self, fn, num_steps):
         """Runs fn() (num_steps training steps) and books its time; the first call is booked apart."""
         start = time.perf_counter()
         fn()
@@ -33,36 +61,103 @@ class Reporter:
         else:
             self.steady_seconds += seconds
             self.steady_steps += num_steps
-        return seconds
+
+    @contextlib.contextmanager
+    def evaluating(self):
+        start = time.perf_counter()
+        yield
+        self.eval_seconds += time.perf_counter() - start
 
     @property
     def step_seconds(self):
         """Mean seconds per step after the first call (or including it, if there was only one)."""
         if self.steady_steps:
             return self.steady_seconds / self.steady_steps
-        return self.first_call_seconds / max(self.first_call_steps, 1)
+        return self.first_call_seconds / max(self.first_call_steps, 1) if self.first_call_seconds else None
 
-    @property
-    def compile_seconds(self):
-        """The first call's time beyond what its steps take at the steady rate: tracing and compilation."""
-        if self.first_call_seconds is None:
+    def images_per_second(self, global_batch):
+        return global_batch / self.step_seconds if self.steady_steps else None
+
+    def totals(self):
+        """Every timer of `CONVENTIONS`, over all processes of this run so far."""
+        first = self.first_call_seconds or 0.0
+        first_steps_time = self.first_call_steps * self.step_seconds if self.steady_steps else first
+        session = {
+            "train_seconds": self.steady_seconds + first_steps_time,
+            "compile_seconds": max(first - first_steps_time, 0.0),
+            "eval_seconds": self.eval_seconds,
+            "data_seconds": self.data_seconds or 0.0,
+            "wall_seconds": time.perf_counter() - self.start,
+            "processes": 1,
+        }
+        totals = {name: self.previous[name] + session[name] for name in _CARRIED}
+        totals["processes"] = int(totals["processes"])
+        totals["dawnbench_seconds"] = totals["wall_seconds"] - totals["eval_seconds"]
+        return totals
+
+    def carry(self):
+        """Stores the totals in the variable the checkpoint saves, so that a resumed run counts on from them."""
+        totals = self.totals()
+        self.carried.assign([float(totals[name]) for name in _CARRIED])
+
+
+class RunLog:
+    """The run's curve: a JSON line per training log point and per evaluation, in `history.jsonl`.
+
+    On resume the lines past the restored step (written after the last checkpoint by a process that was then
+    killed) are dropped, so the curve is that of the checkpointed run, continued.
+    """
+
+    def __init__(self, path, chief, restored_step):
+        self.path, self.chief = path, chief
+        self.train, self.evaluations = [], []
+        kept = []
+        if os.path.exists(path):
+            with open(path) as f:
+                kept = [json.loads(line) for line in f if line.strip()]
+            kept = [record for record in kept if record["step"] <= restored_step]
+        if chief:
+            with open(path, "w") as f:
+                f.writelines(json.dumps(record) + "\n" for record in kept)
+        for record in kept:
+            kind = record.pop("kind")
+            (self.train if kind == "train" else self.evaluations).append(record)
+
+    def add(self, kind, record):
+        (self.train if kind == "train" else self.evaluations).append(record)
+        if self.chief:
+            with open(self.path, "a") as f:
+                f.write(json.dumps({"kind": kind} | record) + "\n")
+
+    def crossing(self, target):
+        """The first evaluation at or above `target` (None if there is none, or no target)."""
+        if target is None:
             return None
-        return max(self.first_call_seconds - self.first_call_steps * self.step_seconds, 0.0)
+        return next((e for e in self.evaluations if e["accuracy"] >= target), None)
 
-    @property
-    def train_seconds(self):
-        return (self.first_call_seconds or 0.0) + self.steady_seconds
+
+class Reporter:
+    """Logs progress lines and TensorBoard scalars."""
+
+    def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic, clock):
+        self.total_steps, self.steps_per_epoch, self.global_batch = total_steps, steps_per_epoch, global_batch
+        self.tag, self.clock = " [synthetic data]" if synthetic else "", clock
+        self.writer = (
+            tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
+            else tf.summary.create_noop_writer()
+        )  # fmt: skip
 
     def train(self, step, loss, accuracy, lr, momentum):
-        images_per_second = self.global_batch / self.step_seconds
-        eta = (self.total_steps - step) * self.step_seconds
+        step_seconds = self.clock.step_seconds
+        images_per_second = self.global_batch / step_seconds
+        eta = (self.total_steps - step) * step_seconds
         logging.info(
             "step %d/%d  epoch %.2f  loss %.4f  acc %.2f%%  lr %.4g  mom %.3f  %.0f img/s  ETA %s%s",
             step, self.total_steps, step / self.steps_per_epoch, loss, 100 * accuracy, lr, momentum,
             images_per_second, _duration(eta), self.tag,
         )  # fmt: skip
         self._scalars(step, {"train/loss": loss, "train/accuracy": accuracy, "lr": lr, "momentum": momentum,
-                             "images_per_second": images_per_second, "step_seconds": self.step_seconds})  # fmt: skip
+                             "images_per_second": images_per_second, "step_seconds": step_seconds})  # fmt: skip
 
     def evaluation(self, step, loss, accuracy):
         logging.info("eval at step %d: loss %.4f  accuracy %.2f%%%s", step, loss, 100 * accuracy, self.tag)
@@ -77,8 +172,13 @@ class Reporter:
 
 def write_json(path, payload):
     with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+        json.dump(payload, f, indent=2, sort_keys=True, default=_plain)
         f.write("\n")
+
+
+def _plain(value):
+    """numpy scalars as Python numbers; anything else by its str."""
+    return value.item() if isinstance(value, np.generic) else str(value)
 
 
 def _duration(seconds):

@@ -39,6 +39,15 @@ class Sums:
         return result
 
 
+def predict_logits(model, images, flip=False):
+    """Evaluation logits (float32); with `flip`, the mean of the logits of each image and of its mirror image."""
+    logits = tf.cast(model(images, training=False), tf.float32)
+    if flip:
+        mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
+        logits = (logits + mirrored) / 2
+    return logits
+
+
 def make_loops(strategy, model, optimizer, config, num_classes, global_batch):
     """Returns (train_loop(iterator, num_steps), eval_loop(iterator, num_steps), train_sums, eval_sums)."""
     loss_fn = keras.losses.CategoricalCrossentropy(
@@ -59,7 +68,7 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch):
         return tape.gradient(scaled_loss, model.trainable_variables), losses, logits
 
     def predict(images):
-        return model(images, training=False)
+        return predict_logits(model, images, config.eval_flip)
 
     if config.jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)

@@ -4,8 +4,10 @@
 reuse: it never reads flags.
 """
 
+import contextlib
 import dataclasses
 import os
+import types
 
 import keras
 import tensorflow as tf
@@ -19,19 +21,25 @@ from training.strategy import STRATEGIES, create_strategy, is_chief, task_id
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+SCHEDULES = ("onecycle", "constant", "step", "warmup_cosine")
 
 
 def train_and_evaluate(config, workdir, strategy=None):
-    """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final summary."""
+    """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final summary.
+
+    The summary (also written as `summary.json` by the chief) holds the final and best evaluation, the whole
+    evaluation curve, the first evaluation at or above `config.target_accuracy`, and the timers of
+    `report.CONVENTIONS`; the returned dict adds the training log (`history`).
+    """
     check_config(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     chief = is_chief(strategy)
 
-    data = input_pipeline.load(
-        config.dataset, config.data_dir, config.download, config.image_size, config.seed, config.batch_size * 8
-    )
+    clock = report.Clock()
+    data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
+                               synthetic_examples=config.batch_size * 8)  # fmt: skip
     plan = derive_plan(config, data, strategy)
     logging.info("dataset %s: %d train / %d eval examples of %s%s", data.name, data.num_train, data.num_eval,
                  data.image_shape, " (SYNTHETIC)" if data.synthetic else "")  # fmt: skip
@@ -46,12 +54,16 @@ def train_and_evaluate(config, workdir, strategy=None):
         optimizer = create_optimizer(config, plan, model)
         optimizer.build(model.trainable_variables)
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed,
+                                     timers=clock.carried)  # fmt: skip
     checkpoint_dir = os.path.join(workdir, "checkpoints" if chief else f"checkpoints_worker{task_id(strategy)}")
     manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
+    clock.restored()
+    step, end = int(optimizer.iterations.numpy()), plan["end_step"]
+    log = report.RunLog(os.path.join(workdir, "history.jsonl"), chief, step)
 
     train_data = input_pipeline.train_dataset(
         strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
@@ -60,54 +72,88 @@ def train_and_evaluate(config, workdir, strategy=None):
     train_loop, eval_loop, train_sums, eval_sums = steps.make_loops(
         strategy, model, optimizer, config, data.num_classes, config.batch_size
     )
-    reporter = report.Reporter(workdir, chief, plan["total_steps"], plan["steps_per_epoch"], config.batch_size,
-                               data.synthetic)  # fmt: skip
-
     eval_data, eval_steps = input_pipeline.eval_dataset(strategy, data, config.batch_size)
+    clock.data_prepared()
+    reporter = report.Reporter(workdir, chief, plan["total_steps"], plan["steps_per_epoch"], config.batch_size,
+                               data.synthetic, clock)  # fmt: skip
+    ema_weights = swap_in_ema_weights(optimizer) if config.ema_momentum else contextlib.nullcontext
 
     def evaluate(step):
-        eval_loop(iter(eval_data), tf.constant(eval_steps))
-        loss, accuracy = eval_sums.result_and_reset()
+        with clock.evaluating(), ema_weights():
+            eval_loop(iter(eval_data), tf.constant(eval_steps))
+            loss, accuracy = eval_sums.result_and_reset()
+        record = {"step": step, "epoch": step / plan["steps_per_epoch"], "loss": loss, "accuracy": accuracy}
+        log.add("eval", record | clock.totals())
         reporter.evaluation(step, loss, accuracy)
-        return loss, accuracy
 
-    history = []
     iterator = iter(train_data)
-    step, end = int(optimizer.iterations.numpy()), plan["end_step"]
-    while step < end:
-        num_steps = min(steps_to_next(step, config), end - step)
-        reporter.timed_call(lambda n=num_steps: train_loop(iterator, tf.constant(n)), num_steps)
+    while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
+        # The first call of a process is one step, so that its time is compilation plus one step's worth.
+        num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
+        clock.time_training(lambda n=num_steps: train_loop(iterator, tf.constant(n)), num_steps)
         batches_consumed.assign_add(num_steps)
         step = int(optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped an overflowing step
         if step % config.log_every_steps == 0 or step >= end:
             loss, accuracy = train_sums.result_and_reset()
             lr, momentum = float(optimizer.learning_rate), float(momentum_of(optimizer))
+            log.add("train", {"step": step, "loss": loss, "accuracy": accuracy, "lr": lr, "momentum": momentum})
             reporter.train(step, loss, accuracy, lr, momentum)
-            history.append({"step": step, "loss": loss, "accuracy": accuracy, "lr": lr, "momentum": momentum})
-        if config.eval_every_steps and step % config.eval_every_steps == 0 and step < plan["total_steps"]:
+        if plan["eval_every_steps"] and step % plan["eval_every_steps"] == 0 and step < plan["total_steps"]:
             evaluate(step)
         if step % config.checkpoint_every_steps == 0 or step >= end:
+            clock.carry()
             manager.save(checkpoint_number=step)
 
-    eval_loss, eval_accuracy = evaluate(step)
+    if not log.evaluations or log.evaluations[-1]["step"] != step:
+        evaluate(step)
+    crossing = log.crossing(config.target_accuracy)
+    reached_and_stop = crossing and config.stop_at_target
+    status = "completed" if step >= plan["total_steps"] else "target_reached" if reached_and_stop else "stopped"
+    final = log.evaluations[-1]
     summary = {
-        "dataset": data.name, "synthetic": data.synthetic, "model": config.model,
-        "eval_accuracy": eval_accuracy, "eval_loss": eval_loss, "steps": step, "epochs": step / plan["steps_per_epoch"],
-        "train_seconds": reporter.train_seconds, "compile_seconds": reporter.compile_seconds,
-        "images_per_second": config.batch_size / reporter.step_seconds if reporter.steady_steps else None,
+        "status": status, "dataset": data.name, "synthetic": data.synthetic, "model": config.model,
+        "schedule": config.schedule, "seed": config.seed,
+        "eval_accuracy": final["accuracy"], "eval_loss": final["loss"],
+        "best_eval_accuracy": max(e["accuracy"] for e in log.evaluations),
+        "steps": step, "end_step": end, "total_steps": plan["total_steps"], "epochs": step / plan["steps_per_epoch"],
+        "target_accuracy": config.target_accuracy, "target": crossing,
+        **clock.totals(), "images_per_second": clock.images_per_second(config.batch_size),
         "replicas": plan["replicas"], "precision": config.precision, "global_batch": config.batch_size,
+        "evaluations": log.evaluations,
     }  # fmt: skip
-    if chief and step >= plan["total_steps"]:
-        model.save(os.path.join(workdir, "model.keras"))
+    if chief and status != "stopped":
+        with ema_weights():
+            model.save(os.path.join(workdir, "model.keras"))
     if chief:
-        report.write_json(os.path.join(workdir, "summary.json"), summary)
-    logging.info("summary: %s", summary)
-    return summary | {"history": history}
+        report.write_json(os.path.join(workdir, "summary.json"), summary | {"history": log.train})
+    logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
+    return summary | {"history": log.train}
+
+
+def swap_in_ema_weights(optimizer):
+    """A context manager factory: inside it the model's trainable weights are the optimizer's moving averages.
+
+    Keras's own `SwapEMAWeights` does the swap on every replica's copy (in place, by additions); it only needs an
+    object with the optimizer, not a compiled model, so the exported model stays free of optimizer state.
+    """
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(types.SimpleNamespace(optimizer=optimizer))
+
+    @contextlib.contextmanager
+    def ema_weights():
+        swap.on_test_begin()
+        try:
+            yield
+        finally:
+            swap.on_test_end()
+
+    return ema_weights
 
 
 def check_config(config):
     """Rejects unknown names and impossible values before anything is loaded or written."""
-    choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "strategy": STRATEGIES, "model": tuple(models.MODELS)}
+    choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "strategy": STRATEGIES, "model": tuple(models.MODELS),
+               "schedule": SCHEDULES}  # fmt: skip
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
             raise ValueError(f"config.{field}={getattr(config, field)!r} is not one of {allowed}")
@@ -119,8 +165,18 @@ def check_config(config):
             "config.sync_batch_norm all-reduces inside the forward pass, which the per-replica XLA compilation "
             "cannot contain: set config.jit_compile=False with it"
         )
-    if config.eval_every_steps < 0:
-        raise ValueError(f"config.eval_every_steps must be >= 0 (0: only at the end), got {config.eval_every_steps}")
+    if config.eval_every_epochs < 0:
+        raise ValueError(f"config.eval_every_epochs must be >= 0 (0: only at the end), got {config.eval_every_epochs}")
+    if config.target_accuracy is not None and not 0 < config.target_accuracy <= 1:
+        raise ValueError(f"config.target_accuracy is a fraction in (0, 1] (0.94 for 94%), got {config.target_accuracy}")
+    if config.stop_at_target and config.target_accuracy is None:
+        raise ValueError("config.stop_at_target needs config.target_accuracy (e.g. --config.target_accuracy=0.94)")
+    if not 0 <= config.ema_momentum < 1:
+        raise ValueError(f"config.ema_momentum must be in [0, 1) (0: no EMA; 0.99 is usual), got {config.ema_momentum}")
+    try:  # the schedule's own range checks; its length is only known once the data is
+        create_schedule(config, config.lr, 1_000_000)
+    except ValueError as error:
+        raise ValueError(f"config schedule fields: {error}") from None
 
 
 def derive_plan(config, data, strategy):
@@ -135,33 +191,57 @@ def derive_plan(config, data, strategy):
         "steps_per_epoch": steps_per_epoch,
         "total_steps": total_steps,
         "end_step": end_step,
+        "eval_every_steps": max(round(config.eval_every_epochs * steps_per_epoch), 1)
+        if config.eval_every_epochs
+        else 0,
         "max_lr": config.lr * config.batch_size / config.lr_reference_batch,
         "lr_rule": f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",
     }
 
 
-def steps_to_next(step, config):
+def epochs_to_steps(epochs, steps_per_epoch):
+    """A duration in epochs (fractions allowed) as whole steps; 0 stays 0 (never), anything else is >= 1."""
+    return max(round(epochs * steps_per_epoch), 1) if epochs else 0
+
+
+def steps_to_next(step, config, plan):
     """Steps until the next log, eval or checkpoint boundary, capped at steps_per_loop."""
     periods = [config.log_every_steps, config.checkpoint_every_steps] + (
-        [config.eval_every_steps] if config.eval_every_steps else []
+        [plan["eval_every_steps"]] if plan["eval_every_steps"] else []
     )
     return min([config.steps_per_loop] + [period - step % period for period in periods])
 
 
-def create_optimizer(config, plan, model):
-    """The 1Cycle schedule and a momentum-cycling optimizer (loss-scaled under mixed_float16)."""
-    schedule = onecycle.OneCycle(
-        plan["max_lr"], plan["total_steps"], pct_start=config.pct_start, anneal_strategy=config.anneal_strategy,
+def create_schedule(config, max_lr, total_steps):
+    """The learning-rate schedule `config.schedule` names, over `total_steps` optimizer steps."""
+    if config.schedule == "constant":
+        return onecycle.Constant(max_lr)
+    if config.schedule == "step":
+        return onecycle.StepDecay(max_lr, total_steps, config.step_milestones, config.step_factor)
+    if config.schedule == "warmup_cosine":
+        return onecycle.WarmupCosine(max_lr, total_steps, config.warmup_pct, config.final_lr_ratio)
+    return onecycle.OneCycle(
+        max_lr, total_steps, pct_start=config.pct_start, anneal_strategy=config.anneal_strategy,
         div_factor=config.div_factor, final_div_factor=config.final_div_factor, three_phase=config.three_phase,
         base_momentum=config.base_momentum, max_momentum=config.max_momentum,
     )  # fmt: skip
+
+
+def create_optimizer(config, plan, model):
+    """The configured schedule in a momentum-cycling optimizer (loss-scaled under mixed_float16).
+
+    Under 1Cycle the momentum follows the schedule; under a baseline it is held at `max_momentum`.
+    """
+    schedule = create_schedule(config, plan["max_lr"], plan["total_steps"])
+    momentum = config.max_momentum  # read only when the schedule is not a cycling OneCycle
     decay = config.weight_decay or None
+    ema = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
     optimizer = {
-        "sgd": lambda: onecycle.SGD(schedule, weight_decay=decay),
-        "nesterov": lambda: onecycle.SGD(schedule, nesterov=True, weight_decay=decay),
-        "adam": lambda: onecycle.Adam(schedule, weight_decay=decay),
-        "adamw": lambda: onecycle.AdamW(schedule, weight_decay=config.weight_decay),
-        "rmsprop": lambda: onecycle.RMSprop(schedule, weight_decay=decay),
+        "sgd": lambda: onecycle.SGD(schedule, momentum, weight_decay=decay, **ema),
+        "nesterov": lambda: onecycle.SGD(schedule, momentum, nesterov=True, weight_decay=decay, **ema),
+        "adam": lambda: onecycle.Adam(schedule, momentum, weight_decay=decay, **ema),
+        "adamw": lambda: onecycle.AdamW(schedule, weight_decay=config.weight_decay, beta_1=momentum, **ema),
+        "rmsprop": lambda: onecycle.RMSprop(schedule, momentum=momentum, weight_decay=decay, **ema),
     }[config.optimizer]()
     onecycle.exclude_biases_and_norms_from_weight_decay(optimizer, model.trainable_variables)
     if config.precision == "mixed_float16":
