@@ -53,7 +53,7 @@ class Data:
 
 
 def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096):
-    """Loads `name`: "quickstart", "synthetic", "image_folder" (needs data_dir), or any tfds dataset name.
+    """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name.
 
     Args:
         data_dir: the tfds data directory, or the image folder's root (holding train/ and test/).
@@ -63,8 +63,8 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
             vary in size; `None` keeps the native size.
         seed: the quick-start and synthetic sets' generator seed.
     """
-    if name == "quickstart":
-        return _quickstart(seed)
+    if name in ("quickstart", "quickstart_hard"):
+        return _quickstart(name, seed)
     if name == "synthetic":
         return _synthetic(image_size or (32, 32), synthetic_examples, seed)
     if name == "image_folder":
@@ -72,12 +72,13 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
     return _tfds(name, data_dir, download, image_size)
 
 
-def _quickstart(seed):
-    train_images, train_labels = quickstart.generate(QUICKSTART_SIZES[0], seed)
-    eval_images, eval_labels = quickstart.generate(QUICKSTART_SIZES[1], seed + 1)
+def _quickstart(name, seed):
+    difficulty = quickstart.HARD if name == "quickstart_hard" else quickstart.EASY
+    train_images, train_labels = quickstart.generate(QUICKSTART_SIZES[0], seed, **difficulty)
+    eval_images, eval_labels = quickstart.generate(QUICKSTART_SIZES[1], seed + 1, **difficulty)
     pixels = train_images.reshape(-1, 3).astype(np.float64)
     return Data(
-        "quickstart", train_images, train_labels, eval_images, eval_labels, len(quickstart.CLASS_NAMES),
+        name, train_images, train_labels, eval_images, eval_labels, len(quickstart.CLASS_NAMES),
         tuple(pixels.mean(0)), tuple(pixels.std(0)),
     )  # fmt: skip
 
@@ -121,7 +122,8 @@ def _tfds(name, data_dir, download, image_size):
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError as error:
         raise ValueError(
-            f"unknown dataset {name!r}: use 'quickstart', 'synthetic', 'image_folder' or a tfds dataset name"
+            f"unknown dataset {name!r}: use 'quickstart', 'quickstart_hard', 'synthetic', 'image_folder' or a tfds "
+            "dataset name"
         ) from error
     if not builder.is_prepared():
         if not download:
