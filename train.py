@@ -1,25 +1,44 @@
-"""Train a CNN with 1Cycle on one device, many GPUs, several hosts or a TPU.
+"""Train a CNN with 1Cycle on one device, many GPUs, several hosts or a TPU; run trials; preview a schedule.
 
     python train.py                                              # the offline quick-start job
     python train.py --config=configs/cifar10_resnet9.py --config.data_dir=/data/tfds --workdir=runs/r9
+    python train.py --mode=trial --config=configs/quickstart_race.py --workdir=runs/race
+    python train.py --mode=schedule --config=configs/cifar10_resnet9.py --steps_per_epoch=97
 
-Rerunning the same command in the same workdir resumes from the latest checkpoint at its exact step.
-This file only reads flags; the trainer is `training.trainer`.
+Rerunning the same command in the same workdir resumes from the latest checkpoint at its exact step (a trial:
+from its interrupted run, without repeating finished ones). This file only reads flags; the trainer is
+`training.trainer`, trials are `trial`.
 """
 
 from absl import app, flags
 from ml_collections import config_flags
 
 from training.trainer import train_and_evaluate
+from trial import run_comparison, run_trial
+from trial.preview import preview_schedule
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "Experiment config file.")
-_WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Checkpoints, logs and the exported model go here.")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Checkpoints, logs and reports go here.")
+_MODE = flags.DEFINE_enum(
+    "mode", "train", ["train", "trial", "schedule"],
+    "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
+    "schedule: print and plot the config's learning rate and momentum, without training.",
+)  # fmt: skip
+_STEPS_PER_EPOCH = flags.DEFINE_integer(
+    "steps_per_epoch", None, "--mode=schedule: the run's steps per epoch; default: counted from the dataset."
+)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+    config, workdir = _CONFIG.value, _WORKDIR.value
+    if _MODE.value == "schedule":
+        preview_schedule(config, workdir, _STEPS_PER_EPOCH.value)
+    elif _MODE.value == "trial":
+        (run_comparison if config.trial.arms else run_trial)(config, workdir)
+    else:
+        train_and_evaluate(config, workdir)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,29 @@ Epochs are converted to steps once, from the global batch size, in training/trai
 workdir's config.json).
 """
 
+import copy
 import dataclasses
+
+from absl import flags
+from ml_collections import config_flags
 
 from input_pipeline import Augmentation
 
 
 @dataclasses.dataclass
+class Trial:
+    """`--mode=trial`: `runs` seeds of the config; with `arms`, each arm over the same seeds, side by side."""
+
+    runs: int = 3  # seeds config.seed, config.seed + 1, ...; each a fresh model in its own sub-folder
+    arms: tuple[str, ...] = ()  # a comparison: each arm is overrides of this config, e.g. "schedule=constant lr=0.1"
+    threshold: float | None = None  # the comparison's accuracy threshold; None: the lower of the arms' mean best
+    price_per_hour: float = 0.0  # > 0: report the cost, hours x this (e.g. a cloud machine's price)
+
+
+@dataclasses.dataclass
 class Config:
     # Data
-    dataset: str = "quickstart"  # "quickstart", "synthetic", "image_folder" or a tfds name ("cifar10", ...)
+    dataset: str = "quickstart"  # "quickstart", "quickstart_hard", "synthetic", "image_folder" or a tfds name
     data_dir: str | None = None  # tfds data_dir, or the image folder's root
     download: bool = False  # let tfds download a dataset missing from data_dir
     image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
@@ -71,6 +85,18 @@ class Config:
     log_every_steps: int = 100
     checkpoint_every_steps: int = 1000
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)
+
+    trial: Trial = dataclasses.field(default_factory=Trial)
+
+
+def with_overrides(config, overrides):
+    """A copy of `config` with space-separated `field=value` overrides ("schedule=step trial.runs=2"), typed and
+    checked as the command line's `--config.field=value` are (ml_collections' parser, on a private flag set)."""
+    argv = ["overrides"] + [f"--config.{item}" for item in overrides.split()]
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_dataclass("config", copy.deepcopy(config), flag_values=values, sys_argv=argv)
+    values(argv)
+    return values.config
 
 
 def get_config():

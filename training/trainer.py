@@ -10,6 +10,7 @@ import os
 import types
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -96,7 +97,8 @@ def train_and_evaluate(config, workdir, strategy=None):
         if step % config.log_every_steps == 0 or step >= end:
             loss, accuracy = train_sums.result_and_reset()
             lr, momentum = float(optimizer.learning_rate), float(momentum_of(optimizer))
-            log.add("train", {"step": step, "loss": loss, "accuracy": accuracy, "lr": lr, "momentum": momentum})
+            record = {"step": step, "epoch": step / plan["steps_per_epoch"], "loss": loss, "accuracy": accuracy}
+            log.add("train", record | {"lr": lr, "momentum": momentum} | clock.totals())
             reporter.train(step, loss, accuracy, lr, momentum)
         if plan["eval_every_steps"] and step % plan["eval_every_steps"] == 0 and step < plan["total_steps"]:
             evaluate(step)
@@ -194,9 +196,14 @@ def derive_plan(config, data, strategy):
         "eval_every_steps": max(round(config.eval_every_epochs * steps_per_epoch), 1)
         if config.eval_every_epochs
         else 0,
-        "max_lr": config.lr * config.batch_size / config.lr_reference_batch,
+        "max_lr": peak_lr(config),
         "lr_rule": f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",
     }
+
+
+def peak_lr(config):
+    """The peak learning rate at the config's global batch: the explicit linear scaling rule of the plan."""
+    return config.lr * config.batch_size / config.lr_reference_batch
 
 
 def epochs_to_steps(epochs, steps_per_epoch):
@@ -225,6 +232,15 @@ def create_schedule(config, max_lr, total_steps):
         div_factor=config.div_factor, final_div_factor=config.final_div_factor, three_phase=config.three_phase,
         base_momentum=config.base_momentum, max_momentum=config.max_momentum,
     )  # fmt: skip
+
+
+def schedule_curves(config, total_steps):
+    """(learning rate, momentum) at every step 0..total_steps-1, as the optimizer will use them."""
+    schedule = create_schedule(config, peak_lr(config), total_steps)
+    steps = tf.range(total_steps)
+    if isinstance(schedule, onecycle.OneCycle):
+        return schedule(steps).numpy(), schedule.momentum(steps).numpy()
+    return schedule(steps).numpy(), np.full(total_steps, config.max_momentum, np.float32)
 
 
 def create_optimizer(config, plan, model):

@@ -1,0 +1,61 @@
+"""Numbers over runs: pure functions of the runs' summaries (as `training.trainer` writes them), nothing else.
+
+A trial is judged by its mean over seeds and the fraction of runs that reach the target, never by its best run.
+"""
+
+import numpy as np
+
+
+def first_crossing(evaluations, threshold):
+    """The first evaluation at or above `threshold`, or None."""
+    return next((e for e in evaluations if e["accuracy"] >= threshold), None)
+
+
+def aggregate(runs, target=None, price_per_hour=0.0):
+    """Mean and spread of a trial's runs; time and epochs to `target` over the runs that reached it."""
+    finals = [run["eval_accuracy"] for run in runs]
+    result = {
+        "runs": len(runs),
+        "final_accuracy_mean": float(np.mean(finals)),
+        "final_accuracy_std": float(np.std(finals, ddof=1)) if len(runs) > 1 else 0.0,
+        "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] for run in runs])),
+        "images_per_second_mean": _mean([run["images_per_second"] for run in runs]),
+        "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
+    }
+    if price_per_hour:
+        result["cost_total"] = result["wall_seconds_total"] / 3600 * price_per_hour
+    if target is not None:
+        result |= to_threshold(runs, target, price_per_hour)
+    return result
+
+
+def to_threshold(runs, threshold, price_per_hour=0.0):
+    """Fraction of runs whose curve reaches `threshold`, and mean/median epochs and seconds to it among those."""
+    crossings = [c for c in (first_crossing(run["evaluations"], threshold) for run in runs) if c is not None]
+    result = {"threshold": threshold, "reached": len(crossings), "reached_fraction": len(crossings) / len(runs)}
+    for key in ("epoch", "train_seconds", "dawnbench_seconds"):
+        values = [c[key] for c in crossings]
+        result[f"{key}_to_threshold_mean"] = _mean(values)
+        result[f"{key}_to_threshold_median"] = float(np.median(values)) if values else None
+    if price_per_hour and crossings:
+        result["cost_to_threshold_mean"] = result["dawnbench_seconds_to_threshold_mean"] / 3600 * price_per_hour
+    return result
+
+
+def common_threshold(trials):
+    """The comparison's default threshold: the lowest of the arms' mean (over seeds) best accuracies."""
+    return min(float(np.mean([run["best_eval_accuracy"] for run in runs])) for runs in trials.values())
+
+
+def mean_curve(runs, kind, key):
+    """(epochs, mean of `key`) at the points that every run recorded; `kind` is "evaluations" or "history"."""
+    common = set.intersection(*(set(record["step"] for record in run[kind]) for run in runs))
+    steps = sorted(common)
+    by_step = [{record["step"]: record for record in run[kind]} for run in runs]
+    epochs = [by_step[0][step]["epoch"] for step in steps]
+    return np.array(epochs), np.array([np.mean([records[step][key] for records in by_step]) for step in steps])
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None

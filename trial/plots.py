@@ -1,0 +1,71 @@
+"""PNG plots of trials, comparisons and schedules (matplotlib, headless)."""
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; set before pyplot is imported
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from trial.aggregate import mean_curve  # noqa: E402
+
+_PANELS = (  # (record kind, y key, y label, x key, x label)
+    ("evaluations", "accuracy", "eval accuracy", "epoch", "epochs"),
+    ("evaluations", "accuracy", "eval accuracy", "train_seconds", "training seconds (airbench)"),
+    ("history", "loss", "train loss", "epoch", "epochs"),
+    ("history", "loss", "train loss", "train_seconds", "training seconds (airbench)"),
+)
+
+
+def plot_trial(runs, path, title, target=None):
+    """Eval accuracy and train loss against epochs and seconds: a thin line per run and the mean in bold."""
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for axis, (kind, key, ylabel, xkey, xlabel) in zip(axes.flat, _PANELS):
+        for run in runs:
+            axis.plot([r[xkey] for r in run[kind]], [r[key] for r in run[kind]], lw=0.8, alpha=0.5, marker=".",
+                      label=f"seed {run['seed']}")  # fmt: skip
+        _, mean = mean_curve(runs, kind, key)
+        _, x = mean_curve(runs, kind, xkey)
+        axis.plot(x, mean, color="black", lw=2, marker=".", label=f"mean of {len(runs)}")
+        _decorate(axis, xlabel, ylabel, target if key == "accuracy" else None)
+    axes[0, 0].legend(fontsize=8)
+    _save(figure, title, path)
+
+
+def plot_comparison(trials, path, title, threshold):
+    """Each arm's mean eval accuracy and train loss against epochs and seconds, with the common threshold."""
+    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for axis, (kind, key, ylabel, xkey, xlabel) in zip(axes.flat, _PANELS):
+        for name, runs in trials.items():
+            _, mean = mean_curve(runs, kind, key)
+            _, x = mean_curve(runs, kind, xkey)
+            axis.plot(x, mean, lw=1.5, marker=".", label=f"{name} ({len(runs)})")
+        _decorate(axis, xlabel, ylabel, threshold if key == "accuracy" else None)
+    axes[0, 0].legend(fontsize=8)
+    _save(figure, title, path)
+
+
+def plot_schedules(curves, path, title):
+    """Learning rate and momentum against the step; `curves` maps a name to (lrs, momenta)."""
+    figure, (lr_axis, momentum_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    for name, (lrs, momenta) in curves.items():
+        lr_axis.plot(lrs, label=name)
+        momentum_axis.plot(momenta, label=name)
+    _decorate(lr_axis, "optimizer step", "learning rate")
+    _decorate(momentum_axis, "optimizer step", "momentum (Adam: beta_1)")
+    lr_axis.legend(fontsize=8)
+    _save(figure, title, path)
+
+
+def _decorate(axis, xlabel, ylabel, line=None):
+    if line is not None:
+        axis.axhline(line, color="grey", ls="--", lw=1)
+    axis.set_xlabel(xlabel)
+    axis.set_ylabel(ylabel)
+    axis.grid(alpha=0.3)
+
+
+def _save(figure, title, path):
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

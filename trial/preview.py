@@ -1,0 +1,34 @@
+"""See a config's schedule before spending accelerator hours on it: a table of the learning rate and momentum at
+every tenth of the run, and a plot of both against the step."""
+
+import os
+
+import input_pipeline
+from training import trainer
+from trial import plots
+
+
+def preview_schedule(config, workdir, steps_per_epoch=None):
+    """Prints the schedule's table and writes `schedule.png` in `workdir`; returns (lrs, momenta).
+
+    The run's length needs the number of training examples: given as `steps_per_epoch`, or counted by loading
+    the config's dataset.
+    """
+    trainer.check_config(config)
+    if steps_per_epoch is None:
+        data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size)
+        steps_per_epoch = input_pipeline.steps_per_epoch(data.num_train, config.batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    lrs, momenta = trainer.schedule_curves(config, total_steps)
+    print(f"{config.schedule}: {config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, "
+          f"peak lr {trainer.peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
+          f"{config.lr_reference_batch})")  # fmt: skip
+    print(f"{'step':>8} {'epoch':>7} {'lr':>12} {'momentum':>9}")
+    for tenth in range(11):
+        step = min(round(tenth / 10 * total_steps), total_steps - 1)
+        print(f"{step:>8} {step / steps_per_epoch:>7.2f} {lrs[step]:>12.6g} {momenta[step]:>9.4f}")
+    os.makedirs(workdir, exist_ok=True)
+    path = os.path.join(workdir, "schedule.png")
+    plots.plot_schedules({config.schedule: (lrs, momenta)}, path, f"{config.schedule}, {total_steps} steps")
+    print(f"plot: {path}")
+    return lrs, momenta

@@ -1,0 +1,159 @@
+"""Trials: the same config over several seeds, and schedule configurations side by side over the same seeds.
+
+Each run is an ordinary trainer run (`training.trainer.train_and_evaluate`) in its own sub-folder, so a trial that
+is interrupted resumes where it stopped when its command is rerun: finished runs are read back from their
+`summary.json`, the interrupted one resumes from its checkpoint, the rest start fresh.
+
+    <workdir>/trial.json, trial.md, trial.png, schedule.png, seed<N>/...            (a trial)
+    <workdir>/comparison.json, comparison.md, comparison.png, schedules.png, <arm>/  (a comparison of arms)
+"""
+
+import dataclasses
+import json
+import os
+import re
+import socket
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from configs.base import with_overrides
+from training import report, trainer
+from training.strategy import create_strategy, is_chief
+from trial import aggregate, plots, tables
+
+
+def run_trial(config, workdir, strategy=None):
+    """Runs (or resumes) `config.trial.runs` seeds of `config` in `workdir`; writes and returns the trial record."""
+    check_trial(config)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    runs = []
+    for index in range(config.trial.runs):
+        seed = config.seed + index
+        run_dir = os.path.join(workdir, f"seed{seed}")
+        summary = finished_run(run_dir, config)
+        if summary is None:
+            logging.info("trial %s: run %d of %d (seed %d) in %s", workdir, index + 1, config.trial.runs, seed, run_dir)
+            summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy)
+        else:
+            logging.info("trial %s: seed %d already finished in %s", workdir, seed, run_dir)
+        runs.append(summary)
+    record = {
+        "config": dataclasses.asdict(config),
+        "environment": environment(strategy, config),
+        "conventions": report.CONVENTIONS,
+        "aggregate": aggregate.aggregate(runs, config.target_accuracy, config.trial.price_per_hour),
+        "runs": runs,
+    }
+    if is_chief(strategy):
+        title = trial_title(config)
+        report.write_json(os.path.join(workdir, "trial.json"), record)
+        with open(os.path.join(workdir, "trial.md"), "w") as f:
+            f.write(tables.trial_markdown(title, record))
+        plots.plot_trial(runs, os.path.join(workdir, "trial.png"), title, config.target_accuracy)
+        lrs, momenta = trainer.schedule_curves(config, runs[0]["total_steps"])
+        plots.plot_schedules({config.schedule: (lrs, momenta)}, os.path.join(workdir, "schedule.png"), title)
+        logging.info("trial written to %s: trial.md, trial.json, trial.png, schedule.png", workdir)
+    return record
+
+
+def run_comparison(config, workdir, strategy=None):
+    """Runs each of `config.trial.arms` as a trial over the same seeds, then compares them at a common threshold.
+
+    The threshold is `config.trial.threshold`, or else the lowest of the arms' mean best accuracies; for each
+    arm: epochs and seconds to first reach it (mean over the runs that did) and their ratio to the first arm's.
+    """
+    arms = arm_configs(config)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    trials = {name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy) for name, arm in arms.items()}
+    runs = {name: record["runs"] for name, record in trials.items()}
+    threshold = config.trial.threshold or aggregate.common_threshold(runs)
+    # Each arm's aggregate, with the figures at the common threshold in place of those at its own target.
+    rows = [
+        {"arm": name} | trials[name]["aggregate"] | aggregate.to_threshold(runs[name], threshold) for name in trials
+    ]
+    reference = rows[0]
+    for row in rows:
+        for key in ("epoch", "train_seconds"):
+            mine, theirs = row[f"{key}_to_threshold_mean"], reference[f"{key}_to_threshold_mean"]
+            row[f"{key}_ratio_to_first_arm"] = mine / theirs if mine is not None and theirs else None
+    record = {
+        "threshold": threshold,
+        "threshold_rule": "config.trial.threshold" if config.trial.threshold else "lowest mean best accuracy",
+        "arms": rows,  # in the config's order: the first is the reference of the ratios
+        "config": dataclasses.asdict(config),
+        "environment": environment(strategy, config),
+        "conventions": report.CONVENTIONS,
+    }
+    if is_chief(strategy):
+        title = f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs: " + " vs ".join(arms)
+        report.write_json(os.path.join(workdir, "comparison.json"), record)
+        with open(os.path.join(workdir, "comparison.md"), "w") as f:
+            f.write(tables.comparison_markdown(title, record))
+        plots.plot_comparison(runs, os.path.join(workdir, "comparison.png"), title, threshold)
+        curves = {name: trainer.schedule_curves(arm, runs[name][0]["total_steps"]) for name, arm in arms.items()}
+        plots.plot_schedules(curves, os.path.join(workdir, "schedules.png"), title)
+        logging.info("comparison written to %s: comparison.md, comparison.json, comparison.png", workdir)
+    return record | {"trials": trials}
+
+
+def check_trial(config):
+    """The trial settings, and each arm's, before any run starts."""
+    if config.trial.runs < 1:
+        raise ValueError(f"config.trial.runs must be >= 1, got {config.trial.runs}")
+    if config.trial.threshold is not None and not 0 < config.trial.threshold <= 1:
+        raise ValueError(f"config.trial.threshold is a fraction in (0, 1], got {config.trial.threshold}")
+    if config.trial.price_per_hour < 0:
+        raise ValueError(f"config.trial.price_per_hour must be >= 0, got {config.trial.price_per_hour}")
+    trainer.check_config(config)
+
+
+def arm_configs(config):
+    """{arm text: the config with that arm's overrides}, every arm checked before any run starts."""
+    if len(config.trial.arms) < 2:
+        raise ValueError(
+            f"a comparison needs at least two config.trial.arms, got {config.trial.arms}; e.g. "
+            "--config.trial.arms=\"('schedule=onecycle', 'schedule=warmup_cosine lr=0.2')\""
+        )
+    arms = {}
+    for text in config.trial.arms:
+        try:
+            arms[text] = with_overrides(config, text)
+        except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
+            raise ValueError(f"config.trial.arms: cannot apply {text!r}: {error}") from None
+        check_trial(arms[text])
+    if len({arm_folder(text) for text in arms}) < len(arms):
+        raise ValueError(f"config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
+    return arms
+
+
+def arm_folder(text):
+    """A folder name for an arm: its overrides with anything but letters, digits, '.', '=' and '-' as '_'."""
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
+
+
+def finished_run(run_dir, config):
+    """The summary of a run that already finished in `run_dir`, or None if it has to run or resume."""
+    path = os.path.join(run_dir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+    stopped_as_asked = summary["status"] == "stopped" and summary["end_step"] == config.stop_at_step
+    return summary if summary["status"] in ("completed", "target_reached") or stopped_as_asked else None
+
+
+def environment(strategy, config):
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "devices": [device.name for device in tf.config.list_logical_devices()],
+        "replicas": strategy.num_replicas_in_sync,
+        "precision": config.precision,
+        "hostname": socket.gethostname(),
+    }
+
+
+def trial_title(config):
+    return f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs, {config.schedule}"

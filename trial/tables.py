@@ -1,0 +1,82 @@
+"""The Markdown a person reads: a trial's runs and aggregate, a comparison's row per arm, and the conventions."""
+
+
+def trial_markdown(title, record):
+    config, summary, runs = record["config"], record["aggregate"], record["runs"]
+    target = config["target_accuracy"]
+    lines = [f"# Trial: {title}", "", _environment(record), ""]
+    header = ["seed", "status", "final acc", "best acc", "epochs", "train s", "compile s", "eval s", "wall s", "img/s"]
+    if target is not None:
+        header[4:4] = [f"epoch to {_pct(target)}", f"train s to {_pct(target)}", f"dawnbench s to {_pct(target)}"]
+    lines += [_row(header), _row(["---"] * len(header))]
+    for run in runs:
+        cells = [run["seed"], run["status"], _pct(run["eval_accuracy"]), _pct(run["best_eval_accuracy"]),
+                 _num(run["epochs"]), _num(run["train_seconds"]), _num(run["compile_seconds"]),
+                 _num(run["eval_seconds"]), _num(run["wall_seconds"]), _num(run["images_per_second"], 0)]  # fmt: skip
+        if target is not None:
+            crossing = run["target"] or {}
+            cells[4:4] = [_num(crossing.get(key)) for key in ("epoch", "train_seconds", "dawnbench_seconds")]
+        lines.append(_row(cells))
+    lines += ["", "Over the runs:", "", _row(["quantity", "value"]), _row(["---", "---"])]
+    spread = f"{_pct(summary['final_accuracy_mean'])} ± {_pct(summary['final_accuracy_std'])}"
+    lines.append(_row(["final accuracy", f"{spread} (mean ± std of {summary['runs']})"]))
+    lines.append(_row(["best accuracy (mean)", _pct(summary["best_accuracy_mean"])]))
+    if target is not None:
+        lines.append(_row([f"reached {_pct(target)}", f"{summary['reached']} of {summary['runs']}"]))
+        lines += _to_threshold_rows(summary)
+        if "cost_to_threshold_mean" in summary:
+            lines.append(_row(["cost to target (mean)", _num(summary["cost_to_threshold_mean"], 3)]))
+    lines.append(_row(["images/second (mean)", _num(summary["images_per_second_mean"], 0)]))
+    lines.append(_row(["wall seconds, all runs", _num(summary["wall_seconds_total"])]))
+    if "cost_total" in summary:
+        lines.append(_row(["cost, all runs", _num(summary["cost_total"], 3)]))
+    return "\n".join(lines + ["", _conventions(record)]) + "\n"
+
+
+def comparison_markdown(title, record):
+    threshold, arms = record["threshold"], record["arms"]
+    lines = [f"# Comparison: {title}", "", _environment(record), "",
+             f"Common threshold: **{_pct(threshold)}** ({record['threshold_rule']}).", ""]  # fmt: skip
+    header = ["arm", "runs", "final acc (mean ± std)", "best acc (mean)", f"reached {_pct(threshold)}",
+              "epochs to it (mean)", "train s to it (mean)", "epoch ratio", "seconds ratio"]  # fmt: skip
+    lines += [_row(header), _row(["---"] * len(header))]
+    for row in arms:
+        lines.append(_row([
+            f"`{row['arm']}`", row["runs"], f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
+            _pct(row["best_accuracy_mean"]), f"{row['reached']} of {row['runs']}",
+            _num(row["epoch_to_threshold_mean"]), _num(row["train_seconds_to_threshold_mean"]),
+            _num(row["epoch_ratio_to_first_arm"]), _num(row["train_seconds_ratio_to_first_arm"]),
+        ]))  # fmt: skip
+    lines += ["", "Ratios are to the first arm (above 1: that arm needed more). Epochs and seconds are means over the "
+              "runs that reached the threshold; a run's crossing is its first evaluation at or above it."]  # fmt: skip
+    return "\n".join(lines + ["", _conventions(record)]) + "\n"
+
+
+def _to_threshold_rows(summary):
+    rows = []
+    for key, label in (("epoch", "epochs"), ("train_seconds", "train seconds"), ("dawnbench_seconds", "dawnbench s")):
+        mean, median = summary[f"{key}_to_threshold_mean"], summary[f"{key}_to_threshold_median"]
+        rows.append(_row([f"{label} to target (mean / median)", f"{_num(mean)} / {_num(median)}"]))
+    return rows
+
+
+def _environment(record):
+    env = record["environment"]
+    return (f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, {env['replicas']} replica(s), "
+            f"{env['precision']}, host `{env['hostname']}`, devices: {', '.join(env['devices'])}.")  # fmt: skip
+
+
+def _conventions(record):
+    return "Clocks:\n" + "\n".join(f"- `{name}`: {text}." for name, text in record["conventions"].items())
+
+
+def _row(cells):
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.2f}%"
+
+
+def _num(value, digits=2):
+    return "-" if value is None else f"{value:.{digits}f}"
