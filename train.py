@@ -4,6 +4,7 @@
     python train.py --config=configs/cifar10_resnet9.py --config.data_dir=/data/tfds --workdir=runs/r9
     python train.py --mode=trial --config=configs/quickstart_race.py --workdir=runs/race
     python train.py --mode=schedule --config=configs/cifar10_resnet9.py --steps_per_epoch=97
+    python train.py --mode=lr_find --workdir=runs/lr_find                # the LR range test, then train with it
 
 Rerunning the same command in the same workdir resumes from the latest checkpoint at its exact step (a trial:
 from its interrupted run, without repeating finished ones). This file only reads flags; the trainer is
@@ -13,6 +14,7 @@ from its interrupted run, without repeating finished ones). This file only reads
 from absl import app, flags
 from ml_collections import config_flags
 
+from training.lr_find import find_lr
 from training.trainer import train_and_evaluate
 from trial import run_comparison, run_trial
 from trial.preview import preview_schedule
@@ -20,8 +22,9 @@ from trial.preview import preview_schedule
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/quickstart.py", "Experiment config file.")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/quickstart", "Checkpoints, logs and reports go here.")
 _MODE = flags.DEFINE_enum(
-    "mode", "train", ["train", "trial", "schedule"],
+    "mode", "train", ["train", "trial", "lr_find", "schedule"],
     "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
+    "lr_find: the LR range test (config.lr_find), which suggests config.lr. "
     "schedule: print and plot the config's learning rate and momentum, without training.",
 )  # fmt: skip
 _STEPS_PER_EPOCH = flags.DEFINE_integer(
@@ -35,6 +38,12 @@ def main(argv):
     config, workdir = _CONFIG.value, _WORKDIR.value
     if _MODE.value == "schedule":
         preview_schedule(config, workdir, _STEPS_PER_EPOCH.value)
+    elif _MODE.value == "lr_find":
+        suggestion = find_lr(config, workdir)["suggestion"]
+        if suggestion.get("config_lr"):
+            config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+            print(f"train with the suggestion:\n  python train.py --config={config_file} "
+                  f"--config.lr={suggestion['config_lr']:.4g} --workdir=runs/<name>")  # fmt: skip
     elif _MODE.value == "trial":
         (run_comparison if config.trial.arms else run_trial)(config, workdir)
     else:

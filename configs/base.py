@@ -27,6 +27,17 @@ class Trial:
 
 
 @dataclasses.dataclass
+class LRFind:
+    """`--mode=lr_find`: the LR range test, with the config's strategy, data, model, optimizer and precision."""
+
+    start_lr: float = 1e-4  # the sweep's first learning rate (the actual rate, at the config's batch size)
+    end_lr: float = 10.0  # ... and its last: it grows exponentially in between
+    num_steps: int = 200  # steps of the sweep, at most; it stops earlier when the loss diverges
+    divergence: float = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
+    beta: float = 0.98  # smoothing of the loss (fastai's), with bias correction
+
+
+@dataclasses.dataclass
 class Config:
     # Data
     dataset: str = "quickstart"  # "quickstart", "quickstart_hard", "synthetic", "image_folder" or a tfds name
@@ -87,6 +98,7 @@ class Config:
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)
 
     trial: Trial = dataclasses.field(default_factory=Trial)
+    lr_find: LRFind = dataclasses.field(default_factory=LRFind)
 
 
 def with_overrides(config, overrides):

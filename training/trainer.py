@@ -243,13 +243,14 @@ def schedule_curves(config, total_steps):
     return schedule(steps).numpy(), np.full(total_steps, config.max_momentum, np.float32)
 
 
-def create_optimizer(config, plan, model):
+def create_optimizer(config, plan, model, schedule=None, momentum=None):
     """The configured schedule in a momentum-cycling optimizer (loss-scaled under mixed_float16).
 
-    Under 1Cycle the momentum follows the schedule; under a baseline it is held at `max_momentum`.
+    Under 1Cycle the momentum follows the schedule; under a baseline it is held at `max_momentum`. The LR range
+    test passes its own `schedule` and `momentum`.
     """
-    schedule = create_schedule(config, plan["max_lr"], plan["total_steps"])
-    momentum = config.max_momentum  # read only when the schedule is not a cycling OneCycle
+    schedule = schedule or create_schedule(config, plan["max_lr"], plan["total_steps"])
+    momentum = config.max_momentum if momentum is None else momentum  # unused when a OneCycle cycles it
     decay = config.weight_decay or None
     ema = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
     optimizer = {
