@@ -2,6 +2,8 @@
 measured against) and momentum-cycling optimizers."""
 
 from onecycle.baselines import Constant, StepDecay, WarmupCosine
+from onecycle.callbacks import LRFinder, OneCycleScheduler
+from onecycle.lr_range import ExponentialSweep
 from onecycle.optimizers import (
     SGD,
     Adam,
@@ -13,14 +15,17 @@ from onecycle.optimizers import (
 from onecycle.schedule import OneCycle
 
 __all__ = [
-    "SGD",
-    "Constant",
-    "StepDecay",
-    "WarmupCosine",
     "Adam",
     "AdamW",
-    "LossScaleOptimizer",
-    "OneCycle",
-    "RMSprop",
+    "Constant",
     "exclude_biases_and_norms_from_weight_decay",
+    "ExponentialSweep",
+    "LossScaleOptimizer",
+    "LRFinder",
+    "OneCycle",
+    "OneCycleScheduler",
+    "RMSprop",
+    "SGD",
+    "StepDecay",
+    "WarmupCosine",
 ]

@@ -19,11 +19,12 @@ MIN_DESCENT = 0.05
 
 @keras.saving.register_keras_serializable(package="onecycle")
 class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
-    """`start_lr * (end_lr / start_lr) ** (step / (num_steps - 1))`: step 0 at start_lr, the last at end_lr,
-    held there past the end."""
+    """`start_lr * (end_lr / start_lr) ** (k / (num_steps - 1))` with `k = step - first_step`: step `first_step`
+    at start_lr, `num_steps` later at end_lr, held there past the end (and at start_lr before the start)."""
 
-    def __init__(self, start_lr, end_lr, num_steps):
+    def __init__(self, start_lr, end_lr, num_steps, first_step=0):
         super().__init__()
+        self.first_step = int(first_step)
         if not 0 < start_lr < end_lr:
             raise ValueError(f"ExponentialSweep: need 0 < start_lr < end_lr, got start_lr={start_lr}, end_lr={end_lr}")
         if not isinstance(num_steps, int) or num_steps < 2:
@@ -31,11 +32,12 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
         self.start_lr, self.end_lr, self.num_steps = float(start_lr), float(end_lr), num_steps
 
     def __call__(self, step):
-        fraction = tf.clip_by_value(tf.cast(step, tf.float32) / (self.num_steps - 1), 0.0, 1.0)
+        fraction = tf.clip_by_value(tf.cast(step - self.first_step, tf.float32) / (self.num_steps - 1), 0.0, 1.0)
         return self.start_lr * tf.exp(fraction * math.log(self.end_lr / self.start_lr))
 
     def get_config(self):
-        return {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_steps": self.num_steps}
+        return {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_steps": self.num_steps,
+                "first_step": self.first_step}  # fmt: skip
 
 
 def smooth(losses, beta=0.98):

@@ -27,6 +27,7 @@ class _ScheduledMomentum:
     """Resolves the momentum-like hyperparameter named `_momentum_name` to a value at the current step."""
 
     _momentum_name = "momentum"
+    _slots_name = "_momentums"  # where Keras keeps the momentum slots (built only for a non-zero momentum)
 
     def _resolve_momentum(self, learning_rate, momentum, cycle_momentum):
         """Returns (float for Keras's constructor, schedule or None), validating the combination."""
@@ -47,6 +48,19 @@ class _ScheduledMomentum:
         self._momentum_argument = argument
         self._momentum_schedule = schedule
         self.cycle_momentum = cycle_momentum
+
+    def follow_momentum_schedule(self, schedule):
+        """Makes the momentum follow `schedule` (a callable of the step) from the next traced step on.
+
+        For `OneCycleScheduler`, which installs its schedule at the start of `fit`. An optimizer built with zero
+        momentum has no momentum slots: they are added here (zeros, as at build), on every replica.
+        """
+        self._momentum_schedule = schedule
+        if not getattr(self, self._momentum_name):
+            setattr(self, self._momentum_name, _BUILD_SLOTS)
+            if self.built:
+                with self._distribution_strategy.scope():
+                    setattr(self, self._slots_name, self.add_optimizer_variables(self._trainable_variables, "momentum"))
 
     @property
     def current_momentum(self):
@@ -85,6 +99,8 @@ class SGD(_ScheduledMomentum, keras.optimizers.SGD):
     The update is Keras's: `v = m*v - lr*g; w += v` (Nesterov: `w += m*v - lr*g`), with `m` and `lr` both
     functions of `iterations`.
     """
+
+    _slots_name = "momentums"
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, cycle_momentum=True, **kwargs):
         keras_momentum, schedule = self._resolve_momentum(learning_rate, momentum, cycle_momentum)
