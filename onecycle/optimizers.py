@@ -156,10 +156,10 @@ class Adam(_ScheduledMomentum, keras.optimizers.Adam):
     Keras and PyTorch correct the first moment by `1 - beta_1**t` with the *current* beta_1. When beta_1 changes
     every step that is not the weight the moving average actually put on the gradients, which is
     `1 - prod_{k<=t} beta_1(k)`: with 1Cycle (beta_1 falling 0.95 -> 0.85) the Keras formula under-corrects the
-    first steps by up to ~17% at T=100. This class uses the exact product, computed from the schedule alone (so
-    it stays a pure function of the step, needs no extra state, and is exact after a resume). For a float beta_1
-    the two are identical. Its cost is one schedule evaluation per step taken so far, a vector op that is
-    negligible next to a forward pass.
+    first steps by up to ~17% at T=100. This class uses the exact product, at O(1) per step: the product over the
+    steps already applied is an optimizer variable (saved in checkpoints, so a resumed run continues it exactly)
+    that each applied step multiplies by its beta_1; a step that float16 loss scaling skips does not. For a
+    float beta_1 the correction is Keras's own `1 - beta_1**(t+1)`.
     """
 
     _momentum_name = "beta_1"
@@ -168,14 +168,37 @@ class Adam(_ScheduledMomentum, keras.optimizers.Adam):
         keras_beta_1, schedule = self._resolve_momentum(learning_rate, beta_1, cycle_momentum)
         super().__init__(learning_rate=learning_rate, beta_1=keras_beta_1, **kwargs)
         self._keep_momentum(beta_1, schedule, cycle_momentum)
+        if self.gradient_accumulation_steps and schedule is not None:
+            raise ValueError("onecycle.Adam: a beta_1 schedule with gradient_accumulation_steps is not supported")
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # prod beta_1(k) over the steps applied so far; one value for all replicas.
+        self._applied_beta_1_product = self.add_variable(
+            (), initializer="ones", dtype="float32", aggregation="only_first_replica", name="beta_1_product"
+        )
+
+    def follow_momentum_schedule(self, schedule):
+        constant = self.beta_1
+        super().follow_momentum_schedule(schedule)
+        if self.built:  # the steps already applied used the constant
+            self._applied_beta_1_product.assign(ops.power(constant, ops.cast(self._iterations, "float32")))
 
     def beta_1_product(self, dtype="float32"):
         """prod_{k=0..t} beta_1(k) for the update at step t: the exact first-moment bias correction is 1 - this."""
-        t = self._iterations
         if self._momentum_schedule is None:
-            return ops.power(ops.cast(self.beta_1, dtype), ops.cast(t + 1, dtype))
-        betas = self._momentum_at_step(dtype, step=ops.arange(t + 1))
-        return ops.exp(ops.sum(ops.log(betas)))
+            return ops.power(ops.cast(self.beta_1, dtype), ops.cast(self._iterations + 1, dtype))
+        return ops.cast(self._applied_beta_1_product, dtype) * self._momentum_at_step(dtype)
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        """Keras's step (the updates, then `iterations += 1`), then the product advanced by this step's beta_1."""
+        if self._momentum_schedule is None:
+            return super()._backend_apply_gradients(grads, trainable_variables)
+        through_this_step = self.beta_1_product()  # before `iterations` moves on
+        super()._backend_apply_gradients(grads, trainable_variables)
+        self._applied_beta_1_product.assign(through_this_step)
 
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype

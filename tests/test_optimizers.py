@@ -132,16 +132,36 @@ def test_adaptive_optimizers_on_two_replicas_match_numpy(two_replicas, make_opti
     assert int(optimizer.iterations.numpy()) == STEPS
     for kernel in replica_kernels(model):
         np.testing.assert_allclose(kernel, reference(), rtol=2e-5)
+    if isinstance(optimizer, onecycle.Adam):  # the running product, advanced once per step, not per replica
+        product = optimizer._applied_beta_1_product.value
+        for value in getattr(product, "values", [product]):
+            np.testing.assert_allclose(value.numpy(), np.prod(schedule().momentum(np.arange(STEPS))), rtol=1e-6)
 
 
-def test_adam_bias_correction_is_the_product_of_the_betas_used():
-    optimizer = onecycle.Adam(onecycle.OneCycle(1e-3, 100))
-    betas = onecycle.OneCycle(1e-3, 100).momentum(np.arange(100)).numpy()
-    optimizer.build([keras.Variable(np.zeros(1, "float32"))])
-    for t in (0, 1, 9, 29, 99):
-        optimizer.iterations.assign(t)
-        exact = 1 - np.prod(betas[: t + 1].astype("float64"))
-        np.testing.assert_allclose(1 - optimizer.beta_1_product().numpy(), exact, rtol=1e-5)
+def test_adam_bias_correction_is_the_product_of_the_betas_used(tmp_path):
+    schedule_100 = onecycle.OneCycle(1e-3, 100)
+    betas = schedule_100.momentum(np.arange(100)).numpy()
+
+    def optimizer_and_weight():
+        optimizer, weight = onecycle.Adam(schedule_100), keras.Variable(np.zeros(1, "float32"))
+        optimizer.build([weight])
+        return optimizer, weight, tf.train.Checkpoint(optimizer=optimizer, weight=weight)
+
+    optimizer, weight, checkpoint = optimizer_and_weight()
+    for t in range(100):  # the product for the update at step t, at every step of a run (O(1): kept, not summed)
+        exact = np.prod(betas[: t + 1].astype("float64"))
+        np.testing.assert_allclose(optimizer.beta_1_product().numpy(), exact, rtol=1e-5)
+        optimizer.apply([tf.constant([1.0])], [weight])
+        if t == 39:
+            path = checkpoint.write(str(tmp_path / "at40"))
+    # A run resumed at step 40 from its checkpoint continues the same product.
+    resumed, resumed_weight, restore = optimizer_and_weight()
+    restore.read(path).assert_consumed()
+    for t in range(40, 100):
+        exact = np.prod(betas[: t + 1].astype("float64"))
+        np.testing.assert_allclose(resumed.beta_1_product().numpy(), exact, rtol=1e-5)
+        resumed.apply([tf.constant([1.0])], [resumed_weight])
+
     # Keras and PyTorch divide by 1 - beta_1(t)**(t+1) instead: at T=100 their early steps are up to 17% too small.
     keras_correction = 1 - betas.astype("float64") ** np.arange(1, 101)
     exact_correction = 1 - np.cumprod(betas.astype("float64"))
@@ -246,4 +266,22 @@ def test_float16_overflow_on_one_replica_skips_the_step_on_all(two_replicas):
     expected = np.array([1.0, 2.0]) - float(schedule()(0)) * 2.0
     for replica_weights in weights.values:
         np.testing.assert_allclose(replica_weights.numpy(), expected, rtol=1e-6)
+    assert int(optimizer.iterations.numpy()) == 1
+
+
+def test_a_skipped_float16_step_does_not_advance_adams_product(two_replicas):
+    with two_replicas.scope():
+        optimizer = onecycle.LossScaleOptimizer(onecycle.Adam(schedule()))
+        weights = tf.Variable([1.0, 2.0])
+        optimizer.build([weights])
+
+    @tf.function
+    def step(gradient):
+        two_replicas.run(lambda: optimizer.apply([gradient * optimizer.dynamic_scale], [weights]))
+
+    step(tf.constant([np.inf, 1.0]))  # skipped on both replicas
+    step(tf.constant([1.0, 1.0]))  # applied: step 0
+    product = optimizer.inner_optimizer._applied_beta_1_product.value
+    for value in product.values:
+        np.testing.assert_allclose(value.numpy(), float(schedule().momentum(0)), rtol=1e-6)
     assert int(optimizer.iterations.numpy()) == 1
