@@ -65,7 +65,7 @@ def _decorate(axis, xlabel, ylabel, line=None):
 
 
 def _save(figure, title, path):
-    figure.suptitle(title)
+    figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

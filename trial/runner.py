@@ -87,7 +87,7 @@ def run_comparison(config, workdir, strategy=None):
         "conventions": report.CONVENTIONS,
     }
     if is_chief(strategy):
-        title = f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs: " + " vs ".join(arms)
+        title = f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs\n" + " vs ".join(arms)
         report.write_json(os.path.join(workdir, "comparison.json"), record)
         with open(os.path.join(workdir, "comparison.md"), "w") as f:
             f.write(tables.comparison_markdown(title, record))

@@ -35,7 +35,7 @@ def trial_markdown(title, record):
 
 def comparison_markdown(title, record):
     threshold, arms = record["threshold"], record["arms"]
-    lines = [f"# Comparison: {title}", "", _environment(record), "",
+    lines = [f"# Comparison: {title.replace(chr(10), ': ')}", "", _environment(record), "",
              f"Common threshold: **{_pct(threshold)}** ({record['threshold_rule']}).", ""]  # fmt: skip
     header = ["arm", "runs", "final acc (mean ± std)", "best acc (mean)", f"reached {_pct(threshold)}",
               "epochs to it (mean)", "train s to it (mean)", "epoch ratio", "seconds ratio"]  # fmt: skip
