@@ -1,0 +1,28 @@
+"""The benchmarks run end to end (a few steps) and print every row; timings are never asserted here."""
+
+import os
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_step_benchmark_smoke_run_prints_every_row():
+    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.step", "--windows=1", "--steps=1", "--regimes=overhead"],
+                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
+    names = [row.split(" | ")[1] for row in rows]
+    assert names == [
+        "limit: compiled step, batch in memory", "ours: loop + pipeline + 1Cycle", "ours, jit_compile=True",
+        "ours: loop + pipeline + 1Cycle", "onecycle.Adam @ step 0", "onecycle.Adam @ step 1,000,000",
+        "input pipeline alone",
+    ]  # fmt: skip
+    assert all(float(row.split(" | ")[4]) > 0 for row in rows)  # every ratio was measured
+
+
+def test_unknown_regime_is_refused():
+    done = subprocess.run([sys.executable, "-m", "benchmarks.step", "--regimes=gpu"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and "unknown regime(s) ['gpu']" in done.stderr
