@@ -164,8 +164,9 @@ class LRFinder(keras.callbacks.Callback):
         self.model.make_train_function(force=True)
         finite = [(lr, s) for lr, s in zip(self.lrs, self.losses) if np.isfinite(s)]
         self.suggestion = suggest([lr for lr, _ in finite], [s for _, s in finite])
-        if self.suggestion.get("warning"):
-            logging.warning("LRFinder: %s", self.suggestion["warning"])
+        for key in ("warning", "note"):
+            if self.suggestion.get(key):
+                logging.warning("LRFinder: %s", self.suggestion[key])
 
     def plot(self):
         """Loss against the learning rate, raw and smoothed, the suggestion marked; returns the figure."""

@@ -60,7 +60,8 @@ def suggest(lrs, smoothed, skip_start=0.1):
 
     Only the finite head of the curve counts (a sweep ends at NaN or inf), without its first `skip_start`
     fraction (the optimizer's warm-up noise). A curve that does not drop by `MIN_DESCENT` from its start to its
-    minimum has no clear descent: the result has a `warning` and no `suggested_max_lr`.
+    minimum has no clear descent: the result has a `warning` and no `suggested_max_lr`. A curve still falling at
+    its end gets a `note`: the suggestion stands, but the range did not show where training breaks down.
     """
     lrs, smoothed = np.asarray(lrs, np.float64), np.asarray(smoothed, np.float64)
     finite = np.isfinite(smoothed)
@@ -80,7 +81,13 @@ def suggest(lrs, smoothed, skip_start=0.1):
         "steepest_lr": float(lrs[int(np.argmin(np.gradient(curve, np.log(lrs))))]),
         "descent": float((curve[0] - curve[lowest]) / abs(curve[0])) if curve[0] else 0.0,
         "warning": None,
+        "note": None,
     }
+    if lowest == len(curve) - 1:
+        result["note"] = (
+            "the smoothed loss was still falling at the end of the sweep, so its divergence was not seen and a "
+            "higher max_lr may train better: sweep to a larger end_lr, and try a few multiples of the suggestion"
+        )
     if result["descent"] < MIN_DESCENT:
         result["warning"] = (
             f"no clear descent: the smoothed loss falls only {100 * result['descent']:.1f}% before its minimum; "

@@ -41,6 +41,13 @@ def test_valley_is_the_middle_of_the_descent():
     assert result["suggested_max_lr"] == result["valley_lr"] == pytest.approx(LRS[40])  # 1e-2
     assert result["minimum_lr"] == pytest.approx(LRS[60]) and result["minimum_over_10_lr"] == pytest.approx(LRS[40])
     assert result["warning"] is None and result["descent"] == pytest.approx(1.8 / 2.3)
+    assert result["note"] is None  # the curve turns up after its minimum
+
+
+def test_a_curve_still_falling_at_the_end_gets_a_note():
+    curve = descent_curve()[:61]  # stops at the minimum
+    result = suggest(LRS[:61], curve)
+    assert result["valley_lr"] == pytest.approx(LRS[40]) and "still falling at the end" in result["note"]
 
 
 def test_an_early_spike_fools_the_steepest_point_but_not_the_valley():

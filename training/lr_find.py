@@ -111,8 +111,9 @@ def _strict(record):
 def _log(record, workdir):
     suggestion, stop = record["suggestion"], record["stopped"]
     logging.info("lr_find stopped at step %d: %s", stop["step"], stop["reason"])
-    if suggestion.get("warning"):
-        logging.warning("lr_find: %s", suggestion["warning"])
+    for key in ("warning", "note"):
+        if suggestion.get(key):
+            logging.warning("lr_find: %s", suggestion[key])
     for key in ("valley_lr", "minimum_over_10_lr", "steepest_lr"):
         if key in suggestion:
             logging.info("lr_find %s: %.4g", key.removesuffix("_lr"), suggestion[key])
