@@ -44,6 +44,19 @@ def test_post_usage_applies_onecycle_lr_and_momentum_at_every_step(two_replicas,
         np.testing.assert_allclose(kernel, numpy_rmsprop(), rtol=2e-5)
 
 
+def test_a_second_fit_continues_the_schedule_from_the_optimizer_step():
+    """Resumed training (here: fit called again on the same model) goes on from optimizer.iterations."""
+    scheduler = onecycle.OneCycleScheduler(0.2, STEPS, phase_1_pct=0.5)
+    model = linear_model()
+    model.compile(optimizer=onecycle.RMSprop(learning_rate=0.2), loss="mse")
+    half = GLOBAL_BATCH * STEPS // 2
+    for start in (0, half):
+        model.fit(X[start : start + half], Y[start : start + half], batch_size=GLOBAL_BATCH, shuffle=False, verbose=0,
+                  callbacks=[scheduler])  # fmt: skip
+    assert int(model.optimizer.iterations.numpy()) == STEPS
+    np.testing.assert_allclose(model.get_weights()[0], numpy_rmsprop(), rtol=2e-5)
+
+
 def numpy_rmsprop_constant_momentum(momentum, rho=0.9, epsilon=1e-7):
     s, w, mean_square, velocity = schedule(), W0.copy(), np.zeros_like(W0), np.zeros_like(W0)
     for k in range(STEPS):
