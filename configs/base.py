@@ -81,7 +81,9 @@ class Config:
     devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1"); None = all GPUs
     tpu: str = ""  # TPU name or address for "tpu"; "" = the local TPU VM
     precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
-    jit_compile: bool = True  # XLA-compile each replica's forward and backward pass
+    # XLA-compile each replica's forward and backward pass. None (auto): on for GPUs and TPUs and for mixed
+    # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md)
+    jit_compile: bool | None = None
     steps_per_loop: int = 100  # optimizer steps per call into the compiled loop
 
     # Evaluation

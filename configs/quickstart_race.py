@@ -9,8 +9,8 @@ Every arm trains the same net on the same data with the same seeds and the same 
 twice an epoch; crossings are recorded and the runs go on (the schedule's length is part of the recipe). The
 baselines hold momentum at 0.9. `comparison.md` in the workdir has the table; BUILD.md ("Trials") shows one.
 
-jit_compile is off: on a CPU in float32 the per-replica XLA compilation is slower than TensorFlow's own kernels
-(see the issue on speed); on a GPU turn it on.
+XLA is left to `jit_compile`'s auto rule: off for float32 on a CPU, where it is slower (benchmarks/README.md),
+on for a GPU.
 """
 
 from configs.base import Config, Trial
@@ -25,7 +25,6 @@ def get_config():
         epochs=8,
         lr=0.4,
         lr_reference_batch=256,
-        jit_compile=False,
         eval_every_epochs=0.5,
         target_accuracy=0.94,
         log_every_steps=13,  # three points an epoch

@@ -253,3 +253,14 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
     logits = exported.predict(input_pipeline.normalise(data.eval_images, data).numpy(), batch_size=500, verbose=0)
     accuracy = np.mean(np.argmax(logits, -1) == data.eval_labels)
     assert accuracy == pytest.approx(whole["eval_accuracy"], abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [({}, False), ({"precision": "mixed_bfloat16"}, True), ({"jit_compile": True}, True),
+     ({"precision": "mixed_float16", "sync_batch_norm": True}, False), ({"jit_compile": False}, False)],
+)  # fmt: skip
+def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
+    """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
+    for strategy in (tf.distribute.get_strategy(), two_replicas):
+        assert trainer.resolve_jit_compile(Config(**overrides), strategy) is expected

@@ -29,6 +29,7 @@ def find_lr(config, workdir, strategy=None):
     check_settings(settings)
     trainer.check_config(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    config = dataclasses.replace(config, jit_compile=trainer.resolve_jit_compile(config, strategy))
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
 
