@@ -3,9 +3,9 @@
     python -m benchmarks.step                      # both regimes, about 5 minutes on 2 CPU cores
     python -m benchmarks.step --windows=1 --steps=1 --regimes=overhead   # a smoke run (CI)
 
-Two regimes, as issue 9 defines them: compute-bound (ResNet-9 at width 0.25, batch 128, CIFAR-sized images:
-every loop looks alike) and overhead-bound (the airbench net at width 0.125, batch 64: a step of a few
-milliseconds here, standing in for a GPU, where per-step overhead and the input pipeline decide). Every variant
+Two regimes: compute-bound (ResNet-9 at width 0.25, batch 128, CIFAR-sized images: about 150 ms a step here,
+where every loop looks alike) and overhead-bound (the airbench net at width 0.03, batch 16: about 9 ms a step
+here, standing in for a GPU, where per-step overhead and the input pipeline decide). Every variant
 uses the quick-start images in memory; variants of a regime are alternated window by window in this process
 (benchmarks/harness.py) and compared by their median images/second.
 
@@ -20,8 +20,10 @@ import argparse
 import dataclasses
 import os
 import platform
+import resource
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import input_pipeline
@@ -32,33 +34,88 @@ from configs.base import Config
 from training import steps as training_steps
 from training import trainer
 
-REGIMES = {
-    "compute": Config(model="resnet9", width=0.25, batch_size=128, lr_reference_batch=128, jit_compile=False),
-    "overhead": Config(model="airbench", width=0.125, batch_size=64, lr_reference_batch=64, jit_compile=False),
+REGIMES = {  # (config, training steps per timing window)
+    "compute": (Config(model="resnet9", width=0.25, batch_size=128, lr_reference_batch=128, jit_compile=False), 10),
+    "overhead": (Config(model="airbench", width=0.03, batch_size=16, lr_reference_batch=16, jit_compile=False), 40),
 }
 LATE_STEP = 1_000_000
+NO_AUGMENTATION = input_pipeline.Augmentation(crop_padding=0, flip=False, cutout=0)
 
 
-def training_variant(name, config, data, feed="pipeline", optimizer=None, start_step=0):
+def training_variant(name, config, data, feed="pipeline", make_optimizer=None, start_step=0, strategy=None):
     """Our compiled loop (training.steps) over `feed`: the real input pipeline, or one batch in memory."""
-    strategy = tf.distribute.get_strategy()
+    strategy = strategy or tf.distribute.get_strategy()
     plan = {"max_lr": trainer.peak_lr(config), "total_steps": 2 * LATE_STEP}
     keras.utils.set_random_seed(0)
-    model = models.create_model(config.model, data.image_shape, data.num_classes, width=config.width)
-    optimizer = optimizer or trainer.create_optimizer(config, plan, model)
-    optimizer.build(model.trainable_variables)
+    with strategy.scope():
+        model = models.create_model(config.model, data.image_shape, data.num_classes, width=config.width)
+        optimizer = make_optimizer() if make_optimizer else trainer.create_optimizer(config, plan, model)
+        optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(start_step)
     if feed == "pipeline":
         dataset = input_pipeline.train_dataset(strategy, data, config.batch_size, 0, augmentation=config.augmentation)
     else:  # the limit: one normalised batch, already in memory, served again and again
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
         dataset = tf.data.Dataset.from_tensors((images, data.train_labels[: config.batch_size])).repeat()
+        dataset = strategy.experimental_distribute_dataset(dataset)
     train_loop = training_steps.make_loops(strategy, model, optimizer, config, data.num_classes, config.batch_size)[0]
     iterator = iter(dataset)
 
     def run(num_steps):
         train_loop(iterator, tf.constant(num_steps))
         optimizer.iterations.numpy()  # wait for the device
+
+    return Variant(name, run, config.batch_size)
+
+
+class HostOneCycle(keras.callbacks.Callback):
+    """The widely copied Keras approach: the host sets the learning rate (and momentum) before every batch."""
+
+    def __init__(self, schedule, total_steps):
+        super().__init__()
+        self.lrs = schedule(np.arange(total_steps)).numpy()
+        self.moms = schedule.momentum(np.arange(total_steps)).numpy()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        self.model.optimizer.learning_rate = self.lrs[step]  # on Keras 3 an assignment to the rate variable
+        self.model.optimizer.momentum = self.moms[step]  # ... and this one changes nothing: baked into the step
+
+
+def naive_dataset(config, data):
+    """What a first Keras pipeline looks like: per-example augmentation in `map`, no prefetch."""
+
+    def example(image, label):
+        image = input_pipeline.normalise(image, data)
+        image = tf.pad(image, [[4, 4], [4, 4], [0, 0]], mode="REFLECT")
+        image = tf.image.random_flip_left_right(tf.image.random_crop(image, data.image_shape))
+        return image, label
+
+    dataset = tf.data.Dataset.from_tensor_slices((data.train_images, data.train_labels)).shuffle(10_000).repeat()
+    return dataset.map(example).batch(config.batch_size, drop_remainder=True)
+
+
+def keras_variant(name, config, data, dataset, callbacks=(), jit_compile=False):
+    """Keras `fit`'s inner loop, driven step by step so that it can be alternated with the other variants:
+    for each batch the callbacks' `on_train_batch_begin`, Keras's compiled `train_function`, `on_train_batch_end`
+    (keras/src/backend/tensorflow/trainer.py, `fit`)."""
+    keras.utils.set_random_seed(0)
+    model = models.create_model(config.model, data.image_shape, data.num_classes, width=config.width)
+    loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
+    optimizer = keras.optimizers.SGD(trainer.peak_lr(config), momentum=0.9, nesterov=True)
+    model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
+    dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, data.num_classes)))
+    iterator = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
+    model.make_train_function()
+    callback_list = keras.callbacks.CallbackList(list(callbacks), model=model)
+
+    def run(num_steps):
+        for _ in range(num_steps):
+            batch = int(model.optimizer.iterations.numpy())
+            callback_list.on_train_batch_begin(batch)
+            logs = model.train_function(iterator)
+            callback_list.on_train_batch_end(batch, logs)
+        model.optimizer.iterations.numpy()
 
     return Variant(name, run, config.batch_size)
 
@@ -77,30 +134,44 @@ def pipeline_variant(config, data):
 
 
 def regime_rows(regime, config, data, windows, steps):
-    adam_schedule = onecycle.OneCycle(trainer.peak_lr(config), 2 * LATE_STEP)
+    peak = trainer.peak_lr(config)
+    adam_schedule = onecycle.OneCycle(peak, 2 * LATE_STEP)
     adam = {
-        (name, t): training_variant(f"{name} @ step {t:,}", config, data, "memory", make(), start_step=t)
+        (name, t): training_variant(f"{name} @ step {t:,}", config, data, "memory", make, start_step=t)
         for t in (0, LATE_STEP)
         for name, make in (("onecycle.Adam", lambda: onecycle.Adam(adam_schedule)),
-                           ("keras Adam", lambda: keras.optimizers.Adam(trainer.peak_lr(config))))
+                           ("keras Adam", lambda: keras.optimizers.Adam(peak)))
     }  # fmt: skip
     limit = training_variant("limit: compiled step, batch in memory", config, data, "memory")
     ours = training_variant("ours: loop + pipeline + 1Cycle", config, data)
+    bare = training_variant("ours without augmentation", dataclasses.replace(config, augmentation=NO_AUGMENTATION),
+                            data)  # fmt: skip
     xla = training_variant(f"ours, jit_compile={not config.jit_compile}",
                            dataclasses.replace(config, jit_compile=not config.jit_compile), data)  # fmt: skip
     constant = training_variant(
         "ours, constant momentum", config, data,
-        optimizer=onecycle.SGD(onecycle.OneCycle(trainer.peak_lr(config), 2 * LATE_STEP), momentum=0.95,
-                               nesterov=True, cycle_momentum=False, weight_decay=config.weight_decay),
+        make_optimizer=lambda: onecycle.SGD(onecycle.OneCycle(peak, 2 * LATE_STEP), momentum=0.95, nesterov=True,
+                                            cycle_momentum=False, weight_decay=config.weight_decay),
     )  # fmt: skip
+    ours_input = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config.batch_size, 0,
+                                              augmentation=config.augmentation)  # fmt: skip
+    naive = keras_variant("keras fit: naive input, constant lr", config, data, naive_dataset(config, data))
+    host = keras_variant("keras fit + host-callback 1Cycle", config, data, ours_input,
+                         [HostOneCycle(onecycle.OneCycle(peak, 2 * LATE_STEP), 2 * LATE_STEP)])  # fmt: skip
+    keras_xla = keras_variant("keras fit(jit_compile=True)", config, data, ours_input, jit_compile=True)
     pipeline = pipeline_variant(config, data)
-    alternate([limit, ours, xla, constant, *adam.values()], windows, steps)
+    alternate([limit, ours, bare, xla, constant, naive, host, keras_xla, *adam.values()], windows, steps)
     alternate([pipeline], windows, steps * 4)
+    compute = regime == "compute"
     return [
         (regime, limit, limit, None),
         (regime, ours, limit, 0.97),
+        (regime, bare, limit, None),
         (regime, xla, ours, None),
         (regime, ours, constant, 0.99),
+        (regime, ours, naive, 1.0 if compute else 1.5),
+        (regime, ours, host, 1.0 if compute else 1.5),
+        (regime, ours, keras_xla, 1.0 if compute else None),
         (regime, adam["onecycle.Adam", 0], adam["keras Adam", 0], 0.98),
         (regime, adam["onecycle.Adam", LATE_STEP], adam["keras Adam", LATE_STEP], 0.98),
         (regime, pipeline, ours, 5.0),
@@ -110,8 +181,8 @@ def regime_rows(regime, config, data, windows, steps):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--regimes", default="compute,overhead", help="comma-separated: compute, overhead")
-    parser.add_argument("--windows", type=int, default=5, help="alternated timing windows per variant")
-    parser.add_argument("--steps", type=int, default=10, help="training steps per window")
+    parser.add_argument("--windows", type=int, default=7, help="alternated timing windows per variant")
+    parser.add_argument("--steps", type=int, help="training steps per window (default: 10 compute, 40 overhead)")
     args = parser.parse_args()
     unknown = set(args.regimes.split(",")) - set(REGIMES)
     if unknown:
@@ -121,11 +192,14 @@ def main():
     data = input_pipeline.load("quickstart")
     rows = []
     for regime in args.regimes.split(","):
-        rows += regime_rows(regime, REGIMES[regime], data, args.windows, args.steps)
+        config, steps = REGIMES[regime]
+        rows += regime_rows(regime, config, data, args.windows, args.steps or steps)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, float32; {args.windows} windows of {args.steps} steps per variant, "
-          "alternated; median images/s")  # fmt: skip
+          f"{os.cpu_count()} CPUs, float32; {args.windows} alternated windows per variant of "
+          f"{args.steps or 'the regime default number of'} steps; median images/s")  # fmt: skip
     print(table(rows))
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak host memory of this process (every variant built): {peak_mib:,.0f} MiB")
 
 
 if __name__ == "__main__":

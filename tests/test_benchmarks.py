@@ -15,11 +15,25 @@ def test_step_benchmark_smoke_run_prints_every_row():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
     names = [row.split(" | ")[1] for row in rows]
     assert names == [
-        "limit: compiled step, batch in memory", "ours: loop + pipeline + 1Cycle", "ours, jit_compile=True",
-        "ours: loop + pipeline + 1Cycle", "onecycle.Adam @ step 0", "onecycle.Adam @ step 1,000,000",
-        "input pipeline alone",
+        "limit: compiled step, batch in memory", "ours: loop + pipeline + 1Cycle", "ours without augmentation",
+        "ours, jit_compile=True", "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle",
+        "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle", "onecycle.Adam @ step 0",
+        "onecycle.Adam @ step 1,000,000", "input pipeline alone",
     ]  # fmt: skip
+    references = [row.split(" | ")[3] for row in rows]
+    assert references[5:8] == ["keras fit: naive input, constant lr", "keras fit + host-callback 1Cycle",
+                               "keras fit(jit_compile=True)"]  # fmt: skip
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)  # every ratio was measured
+
+
+def test_replicas_benchmark_smoke_run_prints_both_rows():
+    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run([sys.executable, "-m", "benchmarks.replicas", "--windows=1", "--steps=1",
+                           "--regimes=overhead"], cwd=REPO, env=environment, capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
+    assert [row.split(" | ")[1] for row in rows] == ["ours, 1 replica", "ours, 2 replicas (MirroredStrategy)"]
 
 
 def test_unknown_regime_is_refused():
