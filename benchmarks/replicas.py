@@ -8,24 +8,15 @@ splitting the batch and all-reducing the gradients, not a speed-up. On a GPU mac
 devices is `python train.py --config.strategy=mirrored`.
 """
 
-import argparse
-
 import tensorflow as tf
 
 import input_pipeline
 from benchmarks.harness import alternate, table
-from benchmarks.step import REGIMES, training_variant
+from benchmarks.step import REGIMES, parse_arguments, training_variant
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--regimes", default="compute,overhead", help="comma-separated: compute, overhead")
-    parser.add_argument("--windows", type=int, default=7, help="alternated timing windows per variant")
-    parser.add_argument("--steps", type=int, help="training steps per window (default: the regime's)")
-    args = parser.parse_args()
-    unknown = set(args.regimes.split(",")) - set(REGIMES)
-    if unknown:
-        parser.error(f"unknown regime(s) {sorted(unknown)}; choose from {sorted(REGIMES)}")
+    args = parse_arguments(__doc__.splitlines()[0])
     cpu = tf.config.list_physical_devices("CPU")[0]  # before TensorFlow initialises its devices
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     tf.get_logger().setLevel("ERROR")
@@ -33,7 +24,7 @@ def main():
     data = input_pipeline.load("quickstart")
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rows = []
-    for regime in args.regimes.split(","):
+    for regime in args.regimes:
         config, steps = REGIMES[regime]
         one = training_variant("ours, 1 replica", config, data)
         two = training_variant("ours, 2 replicas (MirroredStrategy)", config, data, strategy=mirrored)

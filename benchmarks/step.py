@@ -178,25 +178,32 @@ def regime_rows(regime, config, data, windows, steps):
     ]
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def parse_arguments(description):
+    """The command line of both benchmarks: which regimes, how many windows, how many steps per window."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--regimes", default="compute,overhead", help="comma-separated: compute, overhead")
     parser.add_argument("--windows", type=int, default=7, help="alternated timing windows per variant")
     parser.add_argument("--steps", type=int, help="training steps per window (default: 10 compute, 40 overhead)")
     args = parser.parse_args()
-    unknown = set(args.regimes.split(",")) - set(REGIMES)
+    args.regimes = args.regimes.split(",")
+    unknown = set(args.regimes) - set(REGIMES)
     if unknown:
         parser.error(f"unknown regime(s) {sorted(unknown)}; choose from {sorted(REGIMES)}")
+    return args
 
+
+def main():
+    args = parse_arguments(__doc__.splitlines()[0])
     tf.get_logger().setLevel("ERROR")  # each variant traces its own loop: the retracing warnings are expected
     data = input_pipeline.load("quickstart")
     rows = []
-    for regime in args.regimes.split(","):
+    for regime in args.regimes:
         config, steps = REGIMES[regime]
         rows += regime_rows(regime, config, data, args.windows, args.steps or steps)
     print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, float32; {args.windows} alternated windows per variant of "
-          f"{args.steps or 'the regime default number of'} steps; median images/s")  # fmt: skip
+          f"{args.steps or 'the regime default number of'} steps; median images/s; ratio: median of paired "
+          "windows")  # fmt: skip
     print(table(rows))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak host memory of this process (every variant built): {peak_mib:,.0f} MiB")
