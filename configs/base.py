@@ -46,6 +46,9 @@ class Config:
     image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
+    # Keep the whole uint8 training set on each replica's device and gather, normalise and augment every batch
+    # inside the compiled step (airbench's trick): no input pipeline, the same batches as the tf.data path
+    data_on_device: bool = False
 
     # Model
     model: str = "resnet9"  # a name in models.MODELS

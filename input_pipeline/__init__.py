@@ -5,6 +5,7 @@ from input_pipeline.pipeline import (
     eval_dataset,
     normalise,
     per_replica_batch_size,
+    resident_batch,
     steps_per_epoch,
     train_dataset,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "load",
     "normalise",
     "per_replica_batch_size",
+    "resident_batch",
     "steps_per_epoch",
     "train_dataset",
 ]

@@ -7,8 +7,10 @@ so every example appears once per epoch across all replicas. Because the order i
 a run resumed at step k starts mid-epoch by slicing that index list: nothing consumed is read again.
 
 Images are gathered a batch at a time, normalised, and augmented batch-wise in the graph (or, with
-`augmentation=None`, left for the trainer to augment on the accelerator). Evaluation pads the last global batch
-with weight-0 examples, so each evaluation image counts exactly once whatever the batch and replica count.
+`augmentation=None`, left for the trainer to augment on the accelerator). With the training set resident on the
+accelerator, `resident_batch` computes the same batch inside the training step from (seed, step, replica).
+Evaluation pads the last global batch with weight-0 examples, so each evaluation image counts exactly once
+whatever the batch and replica count.
 """
 
 import tensorflow as tf
@@ -40,6 +42,27 @@ def normalise(images, data):
     return (tf.cast(images, tf.float32) - data.mean) / data.std
 
 
+def epoch_order(num_examples, seed, epoch):
+    """Epoch `epoch`'s order of the training examples: a permutation that is a function of (seed, epoch) only."""
+    return tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=[seed, epoch])
+
+
+def resident_batch(images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation):
+    """Replica `replica`'s batch of global step `step`, gathered from the whole training set held in `images` and
+    `labels` (tensors on the replica's device): the same examples, normalisation and augmentation as
+    `train_dataset` gives that replica at that step, computed inside the training step from (seed, step)."""
+    per_replica = per_replica_batch_size(global_batch, num_replicas)
+    step, replica = tf.cast(step, tf.int64), tf.cast(replica, tf.int64)
+    epoch_steps = steps_per_epoch(data.num_train, global_batch)
+    epoch, position = step // epoch_steps, step % epoch_steps
+    start = position * global_batch + replica * per_replica
+    indices = tf.slice(epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch), [start], [per_replica])
+    batch = normalise(tf.gather(images, indices), data)
+    if augmentation is not None:
+        batch = augment(batch, tf.stack([tf.constant(seed, tf.int64), step * num_replicas + replica]), augmentation)
+    return batch, tf.gather(labels, indices)
+
+
 def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None):
     """An endless distributed dataset of (images, labels) per-replica batches, starting at global `start_step`.
 
@@ -55,7 +78,7 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
         first_replica, local_replicas = _local_replicas(context, num_replicas)
 
         def epoch_batches(epoch):
-            order = tf.random.experimental.stateless_shuffle(tf.range(data.num_train), seed=[seed, epoch])
+            order = epoch_order(data.num_train, seed, epoch)
             order = tf.reshape(order[: epoch_steps * global_batch], [epoch_steps, num_replicas, per_replica])
             steps = epoch * epoch_steps + tf.range(epoch_steps, dtype=tf.int64)
             return tf.data.Dataset.from_tensor_slices((steps, order[:, first_replica : first_replica + local_replicas]))

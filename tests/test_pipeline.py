@@ -103,3 +103,21 @@ def test_batch_sizes_are_checked():
     with pytest.raises(ValueError, match="batch size 64 is larger than the 40 training examples"):
         input_pipeline.steps_per_epoch(40, 64)
     assert input_pipeline.steps_per_epoch(50_000, 512) == 97
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_resident_batches_are_the_tf_data_batches(two_replicas, replicas):
+    """With the training set on the device, the batch of (step, replica) is bit for bit the tf.data path's:
+    same examples, normalisation and augmentation, across an epoch boundary, on every replica."""
+    strategy = two_replicas if replicas == 2 else tf.distribute.get_strategy()
+    data = input_pipeline.load("quickstart")
+    augmentation = Augmentation()
+    fed = take_steps(strategy, input_pipeline.train_dataset(strategy, data, 2000, 3, augmentation=augmentation), 7)
+    images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
+    for step, batches in enumerate(fed):  # 5 steps an epoch; a (images, labels) pair per replica
+        assert len(batches) == replicas
+        for replica, (fed_images, fed_labels) in enumerate(batches):
+            resident = input_pipeline.resident_batch(images, labels, data, 2000, replicas, 3, step, replica,
+                                                     augmentation)  # fmt: skip
+            np.testing.assert_array_equal(resident[0].numpy(), fed_images)
+            np.testing.assert_array_equal(resident[1].numpy(), fed_labels)

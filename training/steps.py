@@ -48,8 +48,12 @@ def predict_logits(model, images, flip=False):
     return logits
 
 
-def make_loops(strategy, model, optimizer, config, num_classes, global_batch):
-    """Returns (train_loop(iterator, num_steps), eval_loop(iterator, num_steps), train_sums, eval_sums)."""
+def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None):
+    """Returns (train_loop(source, num_steps), eval_loop(iterator, num_steps), train_sums, eval_sums).
+
+    `source` is an iterator over the distributed training dataset, or, with `resident` (a function of (global
+    step, replica) giving that replica's batch from data held on the device), the global step of the first batch.
+    """
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction=None
     )
@@ -89,10 +93,17 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch):
         logits = predict(images)
         eval_sums.add(per_example_loss(labels, logits), logits, labels, weights)
 
+    def resident_train_step(step):
+        images, labels = resident(step, tf.distribute.get_replica_context().replica_id_in_sync_group)
+        train_step(images, labels)
+
     @tf.function
-    def train_loop(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            strategy.run(train_step, args=next(iterator))
+    def train_loop(source, num_steps):
+        for i in tf.range(num_steps):
+            if resident is None:
+                strategy.run(train_step, args=next(source))
+            else:
+                strategy.run(resident_train_step, args=(tf.convert_to_tensor(source) + tf.cast(i, tf.int64),))
 
     @tf.function
     def eval_loop(iterator, num_steps):

@@ -67,12 +67,15 @@ def train_and_evaluate(config, workdir, strategy=None):
     step, end = int(optimizer.iterations.numpy()), plan["end_step"]
     log = report.RunLog(os.path.join(workdir, "history.jsonl"), chief, step)
 
-    train_data = input_pipeline.train_dataset(
-        strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
-        augmentation=None if config.augment_on_device else config.augmentation,
-    )  # fmt: skip
+    if config.data_on_device:  # each call reads its first batch's global step from batches_consumed
+        resident, source = resident_training_set(strategy, data, config), batches_consumed
+    else:
+        resident, source = None, iter(input_pipeline.train_dataset(
+            strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
+            augmentation=None if config.augment_on_device else config.augmentation,
+        ))  # fmt: skip
     train_loop, eval_loop, train_sums, eval_sums = steps.make_loops(
-        strategy, model, optimizer, config, data.num_classes, config.batch_size
+        strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
     )
     eval_data, eval_steps = input_pipeline.eval_dataset(strategy, data, config.batch_size)
     clock.data_prepared()
@@ -88,11 +91,10 @@ def train_and_evaluate(config, workdir, strategy=None):
         log.add("eval", record | clock.totals())
         reporter.evaluation(step, loss, accuracy)
 
-    iterator = iter(train_data)
     while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
         # The first call of a process is one step, so that its time is compilation plus one step's worth.
         num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
-        clock.time_training(lambda n=num_steps: train_loop(iterator, tf.constant(n)), num_steps)
+        clock.time_training(lambda n=num_steps: train_loop(source, tf.constant(n)), num_steps)
         batches_consumed.assign_add(num_steps)
         step = int(optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped an overflowing step
         if step % config.log_every_steps == 0 or step >= end:
@@ -131,6 +133,21 @@ def train_and_evaluate(config, workdir, strategy=None):
         report.write_json(os.path.join(workdir, "summary.json"), summary | {"history": log.train})
     logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
     return summary | {"history": log.train}
+
+
+def resident_training_set(strategy, data, config):
+    """The training set as variables on every replica's device, and the function that cuts a replica's batch of
+    a global step from them inside the compiled step (`input_pipeline.resident_batch`: the tf.data path's batch)."""
+    with strategy.scope():
+        images = tf.Variable(data.train_images, trainable=False, name="resident_images")
+        labels = tf.Variable(data.train_labels, trainable=False, name="resident_labels")
+    num_replicas = strategy.num_replicas_in_sync
+
+    def batch(step, replica):
+        return input_pipeline.resident_batch(images, labels, data, config.batch_size, num_replicas, config.seed,
+                                             step, replica, config.augmentation)  # fmt: skip
+
+    return batch
 
 
 def swap_in_ema_weights(optimizer):
