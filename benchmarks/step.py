@@ -10,7 +10,9 @@ uses the quick-start images in memory; variants of a regime are alternated windo
 (benchmarks/harness.py) and compared by their median images/second.
 
 Rows: the limit (our compiled step fed one batch already in memory: no input pipeline, schedule and optimizer
-in); ours (the real loop and input pipeline with augmentation, 1Cycle with momentum); ours with XLA toggled;
+in); ours (the real loop and input pipeline with augmentation, 1Cycle with momentum); ours with the training set
+on the device (`data_on_device`: gathered and augmented inside the step); ours without augmentation; ours with
+XLA toggled; Keras `fit` with a naive pipeline, with a host-callback 1Cycle and with XLA;
 momentum held constant (prices the momentum schedule); onecycle.Adam against keras.optimizers.Adam at
 step 0 and at step 1,000,000 (the exact bias correction must cost nothing, late as early); and the input
 pipeline alone against what the step consumes.
@@ -52,17 +54,24 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
         optimizer = make_optimizer() if make_optimizer else trainer.create_optimizer(config, plan, model)
         optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(start_step)
+    resident = None
     if feed == "pipeline":
         dataset = input_pipeline.train_dataset(strategy, data, config.batch_size, 0, augmentation=config.augmentation)
+    elif feed == "device":  # the training set on the device: each batch gathered and augmented in the step
+        resident = trainer.resident_training_set(strategy, data, config)
+        dataset = None
     else:  # the limit: one normalised batch, already in memory, served again and again
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
         dataset = tf.data.Dataset.from_tensors((images, data.train_labels[: config.batch_size])).repeat()
         dataset = strategy.experimental_distribute_dataset(dataset)
-    train_loop = training_steps.make_loops(strategy, model, optimizer, config, data.num_classes, config.batch_size)[0]
-    iterator = iter(dataset)
+    train_loop = training_steps.make_loops(strategy, model, optimizer, config, data.num_classes, config.batch_size,
+                                           resident)[0]  # fmt: skip
+    source = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
-        train_loop(iterator, tf.constant(num_steps))
+        train_loop(source, tf.constant(num_steps))
+        if resident:
+            source.assign_add(num_steps)
         optimizer.iterations.numpy()  # wait for the device
 
     return Variant(name, run, config.batch_size)
@@ -144,6 +153,7 @@ def regime_rows(regime, config, data, windows, steps):
     }  # fmt: skip
     limit = training_variant("limit: compiled step, batch in memory", config, data, "memory")
     ours = training_variant("ours: loop + pipeline + 1Cycle", config, data)
+    resident = training_variant("ours, data on device", config, data, "device")
     bare = training_variant("ours without augmentation", dataclasses.replace(config, augmentation=NO_AUGMENTATION),
                             data)  # fmt: skip
     xla = training_variant(f"ours, jit_compile={not config.jit_compile}",
@@ -160,12 +170,13 @@ def regime_rows(regime, config, data, windows, steps):
                          [HostOneCycle(onecycle.OneCycle(peak, 2 * LATE_STEP), 2 * LATE_STEP)])  # fmt: skip
     keras_xla = keras_variant("keras fit(jit_compile=True)", config, data, ours_input, jit_compile=True)
     pipeline = pipeline_variant(config, data)
-    alternate([limit, ours, bare, xla, constant, naive, host, keras_xla, *adam.values()], windows, steps)
+    alternate([limit, ours, resident, bare, xla, constant, naive, host, keras_xla, *adam.values()], windows, steps)
     alternate([pipeline], windows, steps * 4)
     compute = regime == "compute"
     return [
         (regime, limit, limit, None),
         (regime, ours, limit, 0.97),
+        (regime, resident, limit, None),
         (regime, bare, limit, None),
         (regime, xla, ours, None),
         (regime, ours, constant, 0.99),
