@@ -131,9 +131,12 @@ class RunLog:
 
     def crossing(self, target):
         """The first evaluation at or above `target` (None if there is none, or no target)."""
-        if target is None:
-            return None
-        return next((e for e in self.evaluations if e["accuracy"] >= target), None)
+        return None if target is None else first_crossing(self.evaluations, target)
+
+
+def first_crossing(evaluations, threshold):
+    """The first evaluation whose accuracy is at or above `threshold`, or None: the time-to-target rule."""
+    return next((e for e in evaluations if e["accuracy"] >= threshold), None)
 
 
 class Reporter:

@@ -5,10 +5,7 @@ A trial is judged by its mean over seeds and the fraction of runs that reach the
 
 import numpy as np
 
-
-def first_crossing(evaluations, threshold):
-    """The first evaluation at or above `threshold`, or None."""
-    return next((e for e in evaluations if e["accuracy"] >= threshold), None)
+from training.report import first_crossing
 
 
 def aggregate(runs, target=None, price_per_hour=0.0):
