@@ -266,12 +266,14 @@ def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
         assert trainer.resolve_jit_compile(Config(**overrides), strategy) is expected
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
-def test_data_on_device_trains_on_the_same_batches_and_resumes(tmp_path, replicas, two_replicas):
-    """The training set held on the device gives the tf.data path's batches: the same losses, step by step."""
+@pytest.mark.parametrize("replicas, augment_on_device", [(1, False), (2, False), (1, True)])
+def test_data_on_device_trains_on_the_same_batches_and_resumes(tmp_path, replicas, augment_on_device, two_replicas):
+    """The training set held on the device gives the tf.data path's batches: the same losses, step by step
+    (with augment_on_device too: augmented once, in the step, not a second time)."""
     strategy = two_replicas if replicas == 2 else None
     config = tiny_config(log_every_steps=1, checkpoint_every_steps=4, stop_at_step=10, batch_size=2000,
-                         lr_reference_batch=2000, epochs=3)  # 5 steps an epoch: crosses an epoch boundary  # fmt: skip
+                         lr_reference_batch=2000, epochs=3,  # 5 steps an epoch: crosses an epoch boundary
+                         augment_on_device=augment_on_device)  # fmt: skip
     fed = trainer.train_and_evaluate(config, str(tmp_path / "fed"), strategy=strategy)
     on_device = dataclasses.replace(config, data_on_device=True)
     trainer.train_and_evaluate(dataclasses.replace(on_device, stop_at_step=6), str(tmp_path / "dev"), strategy)

@@ -44,7 +44,7 @@ def find_lr(config, workdir, strategy=None):
         optimizer.build(model.trainable_variables)
     train_data = input_pipeline.train_dataset(
         strategy, data, config.batch_size, config.seed,
-        augmentation=None if config.augment_on_device else config.augmentation,
+        augmentation=trainer.input_augmentation(config),
     )  # fmt: skip
     train_loop, _, train_sums, _ = steps.make_loops(strategy, model, optimizer, config, data.num_classes,
                                                     config.batch_size)  # fmt: skip

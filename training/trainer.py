@@ -72,7 +72,7 @@ def train_and_evaluate(config, workdir, strategy=None):
     else:
         resident, source = None, iter(input_pipeline.train_dataset(
             strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
-            augmentation=None if config.augment_on_device else config.augmentation,
+            augmentation=input_augmentation(config),
         ))  # fmt: skip
     train_loop, eval_loop, train_sums, eval_sums = steps.make_loops(
         strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
@@ -135,6 +135,11 @@ def train_and_evaluate(config, workdir, strategy=None):
     return summary | {"history": log.train}
 
 
+def input_augmentation(config):
+    """The augmentation the input side applies: none when the training step augments on the accelerator."""
+    return None if config.augment_on_device else config.augmentation
+
+
 def resident_training_set(strategy, data, config):
     """The training set as variables on every replica's device, and the function that cuts a replica's batch of
     a global step from them inside the compiled step (`input_pipeline.resident_batch`: the tf.data path's batch)."""
@@ -145,7 +150,7 @@ def resident_training_set(strategy, data, config):
 
     def batch(step, replica):
         return input_pipeline.resident_batch(images, labels, data, config.batch_size, num_replicas, config.seed,
-                                             step, replica, config.augmentation)  # fmt: skip
+                                             step, replica, input_augmentation(config))  # fmt: skip
 
     return batch
 
