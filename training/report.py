@@ -127,7 +127,7 @@ class RunLog:
         (self.train if kind == "train" else self.evaluations).append(record)
         if self.chief:
             with open(self.path, "a") as f:
-                f.write(json.dumps({"kind": kind} | record) + "\n")
+                f.write(json.dumps({"kind": kind} | record, allow_nan=False) + "\n")
 
     def crossing(self, target):
         """The first evaluation at or above `target` (None if there is none, or no target)."""
@@ -174,9 +174,12 @@ class Reporter:
 
 
 def write_json(path, payload):
-    with open(path, "w") as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=_plain)
-        f.write("\n")
+    """Strict JSON (a NaN or an infinity is an error, not an invalid file), written whole or not at all."""
+    text = json.dumps(payload, indent=2, sort_keys=True, default=_plain, allow_nan=False) + "\n"
+    partial = f"{path}.partial"
+    with open(partial, "w") as f:
+        f.write(text)
+    os.replace(partial, path)
 
 
 def _plain(value):
