@@ -8,10 +8,10 @@ without re-reading (see pipeline.py); datasets of CIFAR's and the quick-start se
 import dataclasses
 import pathlib
 
-import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from input_pipeline import quickstart
 
@@ -52,7 +52,7 @@ class Data:
         return len(self.eval_labels)
 
 
-def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096):
+def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False):
     """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name.
 
     Args:
@@ -62,13 +62,14 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
         image_size: (height, width) to resize to; needed for image folders and for tfds datasets whose images
             vary in size; `None` keeps the native size.
         seed: the quick-start and synthetic sets' generator seed.
+        skip_bad_images: an image folder's undecodable files are skipped and counted, not an error.
     """
     if name in ("quickstart", "quickstart_hard"):
         return _quickstart(name, seed)
     if name == "synthetic":
         return _synthetic(image_size or (32, 32), synthetic_examples, seed)
     if name == "image_folder":
-        return _image_folder(data_dir, image_size)
+        return _image_folder(data_dir, image_size, skip_bad_images)
     return _tfds(name, data_dir, download, image_size)
 
 
@@ -91,8 +92,15 @@ def _synthetic(image_size, num_examples, seed):
     return Data("synthetic", images, labels, images[:512], labels[:512], 10, (127.5,) * 3, (73.6,) * 3, True)
 
 
-def _image_folder(root, image_size):
-    """root/train/<class>/*.png|jpg and root/test/<class>/..., read with Keras's image_dataset_from_directory."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
+def _image_folder(root, image_size, skip_bad_images):
+    """root/train/<class>/*.jpg|png|... and root/test/<class>/..., classes in sorted order, resized to image_size.
+
+    Every file is decoded here, so that an undecodable or empty one is named: an error by default, or skipped
+    and counted with `skip_bad_images`. A class folder without images is an error.
+    """
     if not root or not (pathlib.Path(root) / "train").is_dir():
         raise FileNotFoundError(
             f"image_folder needs data_dir pointing at a folder with train/<class>/ and test/<class>/ image "
@@ -102,12 +110,33 @@ def _image_folder(root, image_size):
         raise ValueError("image_folder needs image_size=(height, width): its images are resized to it")
 
     def read(split, class_names=None):
-        dataset = keras.utils.image_dataset_from_directory(
-            pathlib.Path(root) / split, labels="inferred", label_mode="int", class_names=class_names,
-            image_size=tuple(image_size), batch_size=None, shuffle=False, verbose=False,
-        )  # fmt: skip
-        images, labels = _to_numpy(dataset)
-        return images, labels, dataset.class_names
+        folder = pathlib.Path(root) / split
+        class_names = class_names or sorted(d.name for d in folder.iterdir() if d.is_dir())
+        images, labels, skipped = [], [], []
+        for label, name in enumerate(class_names):
+            files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise ValueError(
+                    f"image_folder: class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}): "
+                    "add some or remove the folder"
+                )
+            for path in files:
+                try:
+                    image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+                except tf.errors.InvalidArgumentError as error:
+                    if not skip_bad_images:
+                        raise ValueError(
+                            f"image_folder: cannot decode {path} ({error.message.splitlines()[0]}): fix or remove "
+                            "it, or skip such files with --config.skip_bad_images=True"
+                        ) from None
+                    skipped.append(str(path))
+                    continue
+                images.append(_resized(image, image_size, label)[0].numpy())
+                labels.append(label)
+        if skipped:
+            logging.warning("image_folder: skipped %d undecodable or empty files of %s, e.g. %s", len(skipped),
+                            folder, skipped[:3])  # fmt: skip
+        return np.stack(images), np.array(labels, np.int32), class_names
 
     train_images, train_labels, class_names = read("train")
     eval_images, eval_labels, _ = read("test", class_names)

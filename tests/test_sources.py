@@ -106,3 +106,20 @@ def test_synthetic_is_labelled():
     data = sources.load("synthetic", image_size=(24, 24), synthetic_examples=64)
     assert data.synthetic and data.name == "synthetic"
     assert data.train_images.shape == (64, 24, 24, 3)
+
+
+def test_image_folder_names_an_undecodable_file_or_skips_it(tmp_path):
+    write_image_folder(tmp_path, {"train": 3, "test": 1})
+    (tmp_path / "train" / "dogs" / "9.jpg").write_bytes(b"not an image")
+    (tmp_path / "train" / "owls" / "9.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"cannot decode .*train/dogs/9\.jpg.*--config\.skip_bad_images=True"):
+        sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
+    data = sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8), skip_bad_images=True)
+    assert data.num_train == 9 and np.bincount(data.train_labels).tolist() == [3, 3, 3]
+
+
+def test_image_folder_refuses_a_class_without_images(tmp_path):
+    write_image_folder(tmp_path, {"train": 2, "test": 1})
+    (tmp_path / "test" / "owls" / "0.png").unlink()
+    with pytest.raises(ValueError, match=r"class folder .*test/owls has no images"):
+        sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
