@@ -11,11 +11,16 @@ from its interrupted run, without repeating finished ones). This file only reads
 `training.trainer`, trials are `trial`.
 """
 
+import sys
+
 from absl import app, flags
 from ml_collections import config_flags
 
+from training.checkpoints import CheckpointError
+from training.faults import RunInterrupted
 from training.lr_find import find_lr
 from training.trainer import train_and_evaluate
+from training.workdir import WorkdirError
 from trial import run_comparison, run_trial
 from trial.preview import preview_schedule
 
@@ -35,7 +40,15 @@ _STEPS_PER_EPOCH = flags.DEFINE_integer(
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    config, workdir = _CONFIG.value, _WORKDIR.value
+    try:
+        dispatch(_CONFIG.value, _WORKDIR.value)
+    except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was
+        sys.exit(interrupted.exit_code)
+    except (WorkdirError, CheckpointError) as error:  # what the user can fix: the message alone
+        sys.exit(f"error: {error}")
+
+
+def dispatch(config, workdir):
     if _MODE.value == "schedule":
         preview_schedule(config, workdir, _STEPS_PER_EPOCH.value)
     elif _MODE.value == "lr_find":

@@ -43,6 +43,7 @@ class Config:
     dataset: str = "quickstart"  # "quickstart", "quickstart_hard", "synthetic", "image_folder" or a tfds name
     data_dir: str | None = None  # tfds data_dir, or the image folder's root
     download: bool = False  # let tfds download a dataset missing from data_dir
+    skip_bad_images: bool = False  # image_folder: skip (and count) undecodable files instead of stopping at one
     image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
@@ -57,32 +58,33 @@ class Config:
 
     # Optimisation: a schedule over `epochs` (1Cycle by default), peak lr scaled linearly with the global batch
     batch_size: int = 512  # global, over all replicas and workers
-    epochs: int = 24
+    epochs: int = 24  # the schedule's length; steps = epochs * floor(train examples / batch_size)
     optimizer: str = "nesterov"  # "sgd", "nesterov", "adam", "adamw" or "rmsprop"
     lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
     lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch
     schedule: str = "onecycle"  # "onecycle", or a baseline: "constant", "step", "warmup_cosine"
     # 1Cycle (schedule="onecycle"): PyTorch OneCycleLR's parameters; momentum cycles max -> base -> max
-    pct_start: float = 0.25
-    div_factor: float = 25.0
-    final_div_factor: float = 1e4
-    anneal_strategy: str = "linear"
-    three_phase: bool = False
-    base_momentum: float = 0.85
+    pct_start: float = 0.25  # fraction of the run spent warming up (a fraction, not a percentage)
+    div_factor: float = 25.0  # the first lr is max_lr / div_factor
+    final_div_factor: float = 1e4  # the last lr is max_lr / div_factor / final_div_factor
+    anneal_strategy: str = "linear"  # "linear" or "cos"
+    three_phase: bool = False  # fastai-style: anneal back to the first lr, then down to the last
+    base_momentum: float = 0.85  # momentum at the peak lr
     max_momentum: float = 0.95  # also the baselines' constant momentum (Adam: beta_1)
     # Baselines: "step" multiplies the lr by step_factor at each milestone (fractions of the run);
     # "warmup_cosine" warms up linearly over warmup_pct of the run, then decays to max_lr * final_lr_ratio
-    step_milestones: tuple[float, ...] = (0.5, 0.75)
-    step_factor: float = 0.1
-    warmup_pct: float = 0.05
-    final_lr_ratio: float = 0.0
+    step_milestones: tuple[float, ...] = (0.5, 0.75)  # fractions of the run
+    step_factor: float = 0.1  # the lr's factor at each milestone
+    warmup_pct: float = 0.05  # fraction of the run warming up linearly
+    final_lr_ratio: float = 0.0  # the last lr, as a fraction of max_lr
     weight_decay: float = 5e-4  # decoupled (Keras): w -= lr * weight_decay * w every step; not on biases/BN
-    label_smoothing: float = 0.2
+    label_smoothing: float = 0.2  # 0: none
 
     # Distribution and precision
     strategy: str = "auto"  # "auto", "default", "mirrored", "multi_worker" or "tpu"
     devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1"); None = all GPUs
     tpu: str = ""  # TPU name or address for "tpu"; "" = the local TPU VM
+    slurm_port_base: int = 8888  # under srun: task i of a node listens on this port + i
     precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
     # XLA-compile each replica's forward and backward pass. None (auto): on for GPUs and TPUs and for mixed
     # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md)
@@ -98,9 +100,12 @@ class Config:
 
     # Bookkeeping (steps)
     seed: int = 0  # initialisation, data order and augmentation; the dataset itself does not depend on it
-    log_every_steps: int = 100
-    checkpoint_every_steps: int = 1000
+    log_every_steps: int = 100  # a progress line and TensorBoard scalars
+    checkpoint_every_steps: int = 1000  # also at the end, and on SIGTERM
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)
+    # Resume a workdir with a config that changes the run (e.g. fine-tuning with a new schedule); without it such
+    # a rerun is refused, naming the fields that differ (training/workdir.py)
+    allow_config_change: bool = False
 
     trial: Trial = dataclasses.field(default_factory=Trial)
     lr_find: LRFind = dataclasses.field(default_factory=LRFind)

@@ -21,6 +21,7 @@ import models
 from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
 from training import report, steps, trainer
 from training.strategy import create_strategy, is_chief
+from training.workdir import claimed
 
 
 def find_lr(config, workdir, strategy=None):
@@ -28,8 +29,14 @@ def find_lr(config, workdir, strategy=None):
     settings = config.lr_find
     check_settings(settings)
     trainer.check_config(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=trainer.resolve_jit_compile(config, strategy))
+    with claimed(workdir, is_chief(strategy)):
+        return _sweep(config, workdir, strategy)
+
+
+def _sweep(config, workdir, strategy):
+    settings = config.lr_find
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
 
@@ -82,7 +89,6 @@ def find_lr(config, workdir, strategy=None):
         "replicas": strategy.num_replicas_in_sync,
     }
     if is_chief(strategy):
-        os.makedirs(workdir, exist_ok=True)
         report.write_json(os.path.join(workdir, "lr_find.json"), _strict(record))
         title = f"LR range test: {config.dataset} {config.model} x{config.width:g}, batch {config.batch_size}"
         plot_sweep([p["lr"] for p in curve], [p["loss"] for p in curve], [p["smoothed"] for p in curve],

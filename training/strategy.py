@@ -2,22 +2,24 @@
 
 import json
 import os
+import shutil
 
 import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
-def create_strategy(name, devices=None, tpu=""):
+def create_strategy(name, devices=None, tpu="", slurm_port_base=8888):
     """Returns the tf.distribute strategy called `name`.
 
-    "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set, MirroredStrategy over all GPUs when there are
-    several, else the default strategy (one GPU or the CPU).
+    "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set or the process is one of several tasks of a SLURM
+    job step (`srun`), MirroredStrategy over all GPUs when there are several, else the default strategy (one GPU
+    or the CPU).
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
     if name == "auto":
-        if os.environ.get("TF_CONFIG"):
+        if os.environ.get("TF_CONFIG") or _slurm_tasks() > 1:  # before anything initialises the GPUs
             name = "multi_worker"
         elif len(tf.config.list_logical_devices("GPU")) > 1:
             name = "mirrored"
@@ -28,13 +30,36 @@ def create_strategy(name, devices=None, tpu=""):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(list(devices) if devices else None)
     if name == "multi_worker":
-        if not os.environ.get("TF_CONFIG"):
-            raise ValueError("strategy 'multi_worker' needs TF_CONFIG describing the cluster (see BUILD.md)")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        if os.environ.get("TF_CONFIG"):
+            return tf.distribute.MultiWorkerMirroredStrategy()
+        if _slurm_tasks() > 1:
+            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_cluster_resolver(slurm_port_base))
+        raise ValueError(
+            "strategy 'multi_worker' needs TF_CONFIG describing the cluster or several SLURM tasks (srun): see BUILD.md"
+        )
     resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def _slurm_tasks():
+    """The number of tasks of the SLURM job step this process belongs to (1 outside `srun`)."""
+    return int(os.environ.get("SLURM_STEP_NUM_TASKS", "1"))
+
+
+def slurm_cluster_resolver(port_base):
+    """TensorFlow's SlurmClusterResolver for this job step: task i listens on port_base + its index on its node.
+
+    On GPU nodes it gives each task its share of the node's GPUs (it sets CUDA_VISIBLE_DEVICES, so this must run
+    before TensorFlow touches a GPU). On CPU-only nodes, where it would otherwise look for nvidia-smi, each task
+    gets a nominal slot and CUDA_VISIBLE_DEVICES is left alone.
+    """
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver
+    if os.environ.get("CUDA_VISIBLE_DEVICES") or shutil.which("nvidia-smi"):
+        return resolver(port_base=port_base)
+    tasks_per_node = max(int(n.split("(")[0]) for n in os.environ["SLURM_STEP_TASKS_PER_NODE"].split(","))
+    return resolver(port_base=port_base, gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False)
 
 
 def is_chief(strategy):

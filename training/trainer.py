@@ -6,6 +6,8 @@ reuse: it never reads flags.
 
 import contextlib
 import dataclasses
+import json
+import math
 import os
 import types
 
@@ -17,7 +19,8 @@ from absl import logging
 import input_pipeline
 import models
 import onecycle
-from training import report, steps
+from training import checkpoints, faults, report, steps
+from training import workdir as workdir_lib
 from training.strategy import STRATEGIES, create_strategy, is_chief, task_id
 
 OPTIMIZERS = ("sgd", "nesterov", "adam", "adamw", "rmsprop")
@@ -26,29 +29,40 @@ SCHEDULES = ("onecycle", "constant", "step", "warmup_cosine")
 
 
 def train_and_evaluate(config, workdir, strategy=None):
-    """Trains `config` in `workdir` (resuming from its latest checkpoint) and returns the final summary.
+    """Trains `config` in `workdir` (resuming from its latest readable checkpoint) and returns the final summary.
 
-    The summary (also written as `summary.json` by the chief) holds the final and best evaluation, the whole
-    evaluation curve, the first evaluation at or above `config.target_accuracy`, and the timers of
-    `report.CONVENTIONS`; the returned dict adds the training log (`history`).
+    The summary (also written as `summary.json` by the chief) holds the status, the final and best evaluation,
+    the whole evaluation curve, the first evaluation at or above `config.target_accuracy`, and the timers of
+    `report.CONVENTIONS`; the returned dict adds the training log (`history`). A run pre-empted by a signal or
+    whose loss diverges writes its summary, then raises `faults.RunInterrupted`.
     """
     check_config(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config, strategy))
+    chief = is_chief(strategy)
+    checkpoint_dir = os.path.join(workdir, "checkpoints" if chief else f"checkpoints_worker{task_id(strategy)}")
+    with workdir_lib.claimed(workdir, chief):
+        resuming = bool(tf.train.latest_checkpoint(checkpoint_dir))
+        changes = workdir_lib.check_same_run(workdir, config, resuming)
+        return _run(config, workdir, strategy, chief, checkpoint_dir, changes)
+
+
+def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
-    chief = is_chief(strategy)
-
     clock = report.Clock()
     data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
-                               synthetic_examples=config.batch_size * 8)  # fmt: skip
+                               synthetic_examples=config.batch_size * 8,
+                               skip_bad_images=config.skip_bad_images)  # fmt: skip
     plan = derive_plan(config, data, strategy)
     logging.info("dataset %s: %d train / %d eval examples of %s%s", data.name, data.num_train, data.num_eval,
                  data.image_shape, " (SYNTHETIC)" if data.synthetic else "")  # fmt: skip
     logging.info("plan: %s", plan)
-    os.makedirs(workdir, exist_ok=True)
+    if changes:
+        logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
     if chief:
-        report.write_json(os.path.join(workdir, "config.json"), {"config": dataclasses.asdict(config), "derived": plan})
+        record = {"config": dataclasses.asdict(config), "derived": plan}
+        report.write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), record | _earlier_configs(workdir, changes))
 
     with strategy.scope():
         model = models.create_model(config.model, data.image_shape, data.num_classes, config.sync_batch_norm,
@@ -58,11 +72,10 @@ def train_and_evaluate(config, workdir, strategy=None):
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed,
                                      timers=clock.carried)  # fmt: skip
-    checkpoint_dir = os.path.join(workdir, "checkpoints" if chief else f"checkpoints_worker{task_id(strategy)}")
-    manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=3)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(optimizer.iterations.numpy()))
+    checkpoints.remove_stale_temporaries(checkpoint_dir)
+    manager, restored = checkpoints.restore_newest_readable(checkpoint, checkpoint_dir, max_to_keep=3)
+    if restored:
+        logging.info("resumed from %s at step %d", restored, int(optimizer.iterations.numpy()))
     clock.restored()
     step, end = int(optimizer.iterations.numpy()), plan["end_step"]
     log = report.RunLog(os.path.join(workdir, "history.jsonl"), chief, step)
@@ -87,52 +100,94 @@ def train_and_evaluate(config, workdir, strategy=None):
         with clock.evaluating(), ema_weights():
             eval_loop(iter(eval_data), tf.constant(eval_steps))
             loss, accuracy = eval_sums.result_and_reset()
+        if not math.isfinite(loss):
+            raise diverged(step, "the evaluation loss is not finite")
         record = {"step": step, "epoch": step / plan["steps_per_epoch"], "loss": loss, "accuracy": accuracy}
         log.add("eval", record | clock.totals())
         reporter.evaluation(step, loss, accuracy)
 
-    while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
-        # The first call of a process is one step, so that its time is compilation plus one step's worth.
-        num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
-        clock.time_training(lambda n=num_steps: train_loop(source, tf.constant(n)), num_steps)
-        batches_consumed.assign_add(num_steps)
-        step = int(optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped an overflowing step
-        if step % config.log_every_steps == 0 or step >= end:
-            loss, accuracy = train_sums.result_and_reset()
-            lr, momentum = float(optimizer.learning_rate), float(momentum_of(optimizer))
-            record = {"step": step, "epoch": step / plan["steps_per_epoch"], "loss": loss, "accuracy": accuracy}
-            log.add("train", record | {"lr": lr, "momentum": momentum} | clock.totals())
-            reporter.train(step, loss, accuracy, lr, momentum)
-        if plan["eval_every_steps"] and step % plan["eval_every_steps"] == 0 and step < plan["total_steps"]:
-            evaluate(step)
-        if step % config.checkpoint_every_steps == 0 or step >= end:
-            clock.carry()
-            manager.save(checkpoint_number=step)
+    def summarize(status, step):
+        """The run's summary; written by the chief as summary.json (strict JSON) and returned with its history."""
+        final = log.evaluations[-1] if log.evaluations else {}
+        summary = {
+            "status": status, "dataset": data.name, "synthetic": data.synthetic, "model": config.model,
+            "schedule": config.schedule, "seed": config.seed,
+            "eval_accuracy": final.get("accuracy"), "eval_loss": final.get("loss"),
+            "best_eval_accuracy": max((e["accuracy"] for e in log.evaluations), default=None),
+            "steps": step, "end_step": end, "total_steps": plan["total_steps"],
+            "epochs": step / plan["steps_per_epoch"],
+            "target_accuracy": config.target_accuracy, "target": log.crossing(config.target_accuracy),
+            **clock.totals(), "images_per_second": clock.images_per_second(config.batch_size),
+            "replicas": plan["replicas"], "precision": config.precision, "global_batch": config.batch_size,
+            "evaluations": log.evaluations,
+        }  # fmt: skip
+        if chief:
+            report.write_json(os.path.join(workdir, "summary.json"), summary | {"history": log.train})
+        logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
+        return summary | {"history": log.train}
 
-    if not log.evaluations or log.evaluations[-1]["step"] != step:
-        evaluate(step)
-    crossing = log.crossing(config.target_accuracy)
-    reached_and_stop = crossing and config.stop_at_target
+    def diverged(step, what):
+        summary = summarize("diverged", step)
+        message = (
+            f"diverged: {what} at step {step}, so the run stopped; its last good checkpoint is "
+            f"{manager.latest_checkpoint or 'none (it diverged before the first save)'} and no model was exported. "
+            "Lower --config.lr, or find a good one with --mode=lr_find"
+        )
+        return faults.RunInterrupted("diverged", step, message, summary)
+
+    def save(step):
+        if not faults.all_finite(model.weights + optimizer.variables):  # BatchNorm statistics and slots too
+            raise diverged(step, "a weight or optimizer state is not finite")
+        clock.carry()
+        checkpoints.save(manager, step)
+
+    preemption = faults.Preemption(strategy, manager, clock.carry)
+    try:
+        while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
+            # The first call of a process is one step, so that its time is compilation plus one step's worth.
+            num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
+            clock.time_training(lambda n=num_steps: train_loop(source, tf.constant(n)), num_steps)
+            batches_consumed.assign_add(num_steps)
+            step = int(optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
+            if not math.isfinite(float(train_sums.loss.read_value())):  # the sums since the last log point
+                raise diverged(step, "the training loss is not finite")
+            if step % config.log_every_steps == 0 or step >= end:
+                loss, accuracy = train_sums.result_and_reset()
+                lr, momentum = float(optimizer.learning_rate), float(momentum_of(optimizer))
+                record = {"step": step, "epoch": step / plan["steps_per_epoch"], "loss": loss, "accuracy": accuracy}
+                log.add("train", record | {"lr": lr, "momentum": momentum} | clock.totals())
+                reporter.train(step, loss, accuracy, lr, momentum)
+            if plan["eval_every_steps"] and step % plan["eval_every_steps"] == 0 and step < plan["total_steps"]:
+                evaluate(step)
+            if step % config.checkpoint_every_steps == 0 or step >= end:
+                save(step)
+            preemption.save_if_preempted(step)
+        if not log.evaluations or log.evaluations[-1]["step"] != step:
+            evaluate(step)
+    except faults.RunInterrupted as interrupted:
+        if interrupted.status == "preempted":
+            interrupted.summary = summarize("preempted", interrupted.step)
+        logging.error("%s", interrupted)
+        raise
+    finally:
+        preemption.close()
+
+    reached_and_stop = log.crossing(config.target_accuracy) and config.stop_at_target
     status = "completed" if step >= plan["total_steps"] else "target_reached" if reached_and_stop else "stopped"
-    final = log.evaluations[-1]
-    summary = {
-        "status": status, "dataset": data.name, "synthetic": data.synthetic, "model": config.model,
-        "schedule": config.schedule, "seed": config.seed,
-        "eval_accuracy": final["accuracy"], "eval_loss": final["loss"],
-        "best_eval_accuracy": max(e["accuracy"] for e in log.evaluations),
-        "steps": step, "end_step": end, "total_steps": plan["total_steps"], "epochs": step / plan["steps_per_epoch"],
-        "target_accuracy": config.target_accuracy, "target": crossing,
-        **clock.totals(), "images_per_second": clock.images_per_second(config.batch_size),
-        "replicas": plan["replicas"], "precision": config.precision, "global_batch": config.batch_size,
-        "evaluations": log.evaluations,
-    }  # fmt: skip
     if chief and status != "stopped":
         with ema_weights():
             model.save(os.path.join(workdir, "model.keras"))
-    if chief:
-        report.write_json(os.path.join(workdir, "summary.json"), summary | {"history": log.train})
-    logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
-    return summary | {"history": log.train}
+    return summarize(status, step)
+
+
+def _earlier_configs(workdir, changes):
+    """The configs this workdir ran under before an allowed change (kept in config.json, oldest first)."""
+    if not changes:
+        return {}
+    with open(os.path.join(workdir, workdir_lib.CONFIG_FILE)) as f:
+        recorded = json.load(f)
+    earlier = recorded.pop("earlier_configs", [])
+    return {"earlier_configs": earlier + [recorded]}
 
 
 def input_augmentation(config):

@@ -27,7 +27,7 @@ from trial import aggregate, plots, tables
 def run_trial(config, workdir, strategy=None):
     """Runs (or resumes) `config.trial.runs` seeds of `config` in `workdir`; writes and returns the trial record."""
     check_trial(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     runs = []
     for index in range(config.trial.runs):
         seed = config.seed + index
@@ -65,7 +65,7 @@ def run_comparison(config, workdir, strategy=None):
     arm: epochs and seconds to first reach it (mean over the runs that did) and their ratio to the first arm's.
     """
     arms = arm_configs(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu)
+    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     trials = {name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy) for name, arm in arms.items()}
     runs = {name: record["runs"] for name, record in trials.items()}
     threshold = config.trial.threshold or aggregate.common_threshold(runs)

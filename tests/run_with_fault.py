@@ -1,0 +1,69 @@
+"""train.py, killed with SIGKILL at a chosen point of the real trainer: a test's way to place a crash exactly.
+
+    python tests/run_with_fault.py <where> <n> [train.py flags...]
+
+where: "train" (after the n-th call into the compiled training loop: mid-epoch), "eval" (inside the n-th
+evaluation, before its result is recorded) or "save" (a few milliseconds into the n-th checkpoint save). Nothing
+else changes: the process runs train.py's own main until the kill.
+"""
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from absl import app  # noqa: E402
+
+import train  # noqa: E402
+from training import checkpoints, report  # noqa: E402
+
+
+def kill():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def on_nth_call(original, n, before=None, after=None):
+    """`original`, with `before()` and `after()` around its n-th call."""
+    calls = [0]
+
+    def wrapper(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == n and before:
+            before()
+        result = original(*args, **kwargs)
+        if calls[0] == n and after:
+            after()
+        return result
+
+    return wrapper
+
+
+def main():
+    where, n = sys.argv[1], int(sys.argv[2])
+    del sys.argv[1:3]
+    if where == "train":
+        report.Clock.time_training = on_nth_call(report.Clock.time_training, n, after=kill)
+    elif where == "eval":
+        evaluating, calls = report.Clock.evaluating, [0]
+
+        @contextlib.contextmanager
+        def evaluating_then_killed(self):
+            calls[0] += 1
+            with evaluating(self):
+                yield
+            if calls[0] == n:
+                kill()  # the evaluation ran; its record is not written yet
+
+        report.Clock.evaluating = evaluating_then_killed
+    elif where == "save":
+        checkpoints.save = on_nth_call(checkpoints.save, n, before=lambda: threading.Timer(0.005, kill).start())
+    else:
+        raise SystemExit(f"unknown fault point {where!r}")
+    app.run(train.main)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""Runs that are killed, pre-empted or diverge, as real processes: what they leave, and that a rerun of the same
+command ends exactly where the uninterrupted run ends."""
+
+import os
+import signal
+
+import pytest
+import tensorflow as tf
+from launch import (
+    assert_same_state,
+    finish,
+    history,
+    run_state,
+    start,
+    strict_json,
+    wait_for_step,
+    worker_environments,
+)
+
+from training.faults import EXIT_CODES
+
+# The quick-start job on synthetic data (quicker to make): 10 epochs of 8 steps, a call into the loop every 5 steps
+# (after a first call of 1), an evaluation every 20 steps and a checkpoint every 10.
+FLAGS = ("--config.dataset=synthetic", "--config.epochs=10", "--config.steps_per_loop=5", "--config.log_every_steps=5",
+         "--config.checkpoint_every_steps=10", "--config.eval_every_epochs=2.5")  # fmt: skip
+TOTAL = 80
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted")
+    assert finish(start(workdir, *FLAGS)) == 0, (workdir / "train.log").read_text()[-3000:]
+    return workdir
+
+
+def assert_continues_exactly(workdir, uninterrupted):
+    """The rerun ended where the uninterrupted run did: same steps, schedule, evaluations and weights."""
+    log = (workdir / "train.log").read_text()
+    summary, reference = strict_json(workdir / "summary.json"), strict_json(uninterrupted / "summary.json")
+    assert summary["status"] == "completed" and summary["steps"] == reference["steps"] == TOTAL, log[-3000:]
+    ours, theirs = history(workdir), history(uninterrupted)
+    assert [(h["kind"], h["step"]) for h in ours] == [(h["kind"], h["step"]) for h in theirs]
+    for a, b in zip(ours, theirs):
+        assert a.get("lr") == b.get("lr") and a.get("momentum") == b.get("momentum")
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5) and a["accuracy"] == pytest.approx(b["accuracy"])
+    assert_same_state(run_state(str(workdir / "checkpoints")), run_state(str(uninterrupted / "checkpoints")))
+
+
+@pytest.mark.parametrize(
+    "where, n, restored",
+    [("train", 4, 10), ("eval", 2, 30), ("save", 3, (20, 30))],
+    ids=["mid-epoch", "during-evaluation", "during-a-checkpoint-save"],
+)
+def test_sigkill_anywhere_then_rerun_continues_exactly(tmp_path, uninterrupted, where, n, restored):
+    killed = finish(start(tmp_path, *FLAGS, script=f"tests/run_with_fault.py {where} {n}"))
+    assert killed == -signal.SIGKILL
+    assert finish(start(tmp_path, *FLAGS)) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    log = (tmp_path / "train.log").read_text()
+    resumed_at = int(log.split("resumed from")[1].split("at step ")[1].split()[0])
+    assert resumed_at in (restored if isinstance(restored, tuple) else (restored,))
+    assert not list((tmp_path / "checkpoints").glob("*_temp*"))
+    assert_continues_exactly(tmp_path, uninterrupted)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_where_the_run_is_and_the_rerun_continues_exactly(tmp_path, uninterrupted, sig):
+    process = start(tmp_path, *FLAGS)
+    wait_for_step(tmp_path, 25, process)
+    process.send_signal(sig)
+    assert finish(process) == EXIT_CODES["preempted"], (tmp_path / "train.log").read_text()[-3000:]
+    summary = strict_json(tmp_path / "summary.json")
+    assert summary["status"] == "preempted" and 25 <= summary["steps"] < TOTAL
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith(f"ckpt-{summary['steps']}")
+    assert not (tmp_path / "model.keras").exists()
+    log = (tmp_path / "train.log").read_text()
+    assert f"pre-empted at step {summary['steps']}" in log and "rerun the same command to resume" in log
+    assert finish(start(tmp_path, *FLAGS)) == 0
+    assert f"at step {summary['steps']}" in (tmp_path / "train.log").read_text().split("resumed from")[1]
+    assert_continues_exactly(tmp_path, uninterrupted)
+
+
+def test_sigterm_to_one_of_two_workers_saves_both_at_the_same_step(tmp_path):
+    environments = worker_environments(2)
+    flags = (*FLAGS, "--config.sync_batch_norm=True")  # one set of BatchNorm statistics, as in test_trainer
+
+    def launch():
+        return [start(tmp_path, *flags, log_name=f"worker{i}.log", environment=e) for i, e in enumerate(environments)]
+
+    workers = launch()
+    wait_for_step(tmp_path, 15, workers[0])
+    workers[1].send_signal(signal.SIGTERM)
+    codes = [finish(worker) for worker in workers]
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [EXIT_CODES["preempted"]] * 2, [log[-3000:] for log in logs]
+    saved = [tf.train.latest_checkpoint(str(tmp_path / d)) for d in ("checkpoints", "checkpoints_worker1")]
+    steps = {int(path.rsplit("-", 1)[1]) for path in saved}
+    assert len(steps) == 1 and 15 <= steps.pop() < TOTAL, saved
+    assert strict_json(tmp_path / "summary.json")["status"] == "preempted"
+
+    workers = launch()  # the same commands again: both resume from the step they saved together
+    assert [finish(worker) for worker in workers] == [0, 0]
+    assert strict_json(tmp_path / "summary.json")["steps"] == TOTAL
+    assert_same_state(run_state(str(tmp_path / "checkpoints")), run_state(str(tmp_path / "checkpoints_worker1")))
+
+
+def test_divergence_stops_with_its_code_and_keeps_the_last_good_checkpoint(tmp_path):
+    flags = ("--config.lr=1000", "--config.steps_per_loop=1", "--config.log_every_steps=1",
+             "--config.checkpoint_every_steps=2")  # fmt: skip
+    code = finish(start(tmp_path, *flags))
+    log = (tmp_path / "train.log").read_text()
+    assert code == EXIT_CODES["diverged"], log[-3000:]
+    summary = strict_json(tmp_path / "summary.json")
+    assert summary["status"] == "diverged" and summary["eval_accuracy"] is None
+    # It stopped at the first check that saw it: the loss after each call, the weights before each save.
+    logged = [h["step"] for h in history(tmp_path)]
+    assert logged == list(range(1, len(logged) + 1)) and summary["steps"] - len(logged) in (0, 1)
+    assert f"at step {summary['steps']}" in log and "--mode=lr_find" in log
+    assert not (tmp_path / "model.keras").exists()
+    latest = tf.train.latest_checkpoint(str(tmp_path / "checkpoints"))
+    assert int(latest.rsplit("-", 1)[1]) == (summary["steps"] - 1) // 2 * 2
+    for name, value in run_state(str(tmp_path / "checkpoints")).items():
+        assert tf.reduce_all(tf.math.is_finite(tf.cast(value, tf.float64))), name
+    for path in tmp_path.glob("*.json"):
+        strict_json(path)
+    assert os.path.getsize(tmp_path / "history.jsonl") > 0

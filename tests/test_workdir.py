@@ -1,0 +1,90 @@
+"""A workdir is one run: one trainer at a time, one config, a writable disk, all checked before any data loads."""
+
+import dataclasses
+import json
+import socket
+
+import pytest
+from launch import finish, start, wait_for_step
+
+from configs.base import Config
+from training import report, trainer, workdir
+from training.workdir import WorkdirError
+
+TINY = dict(model="airbench", width=0.25, batch_size=256, epochs=1, lr=0.4, lr_reference_batch=256, steps_per_loop=2,
+            log_every_steps=2, checkpoint_every_steps=2, stop_at_step=2, jit_compile=False)  # fmt: skip
+
+
+def test_a_second_trainer_is_refused_and_a_killed_holder_frees_the_workdir(tmp_path):
+    first = start(tmp_path, "--config.epochs=50", "--config.log_every_steps=1", log_name="first.log")
+    try:
+        wait_for_step(tmp_path, 1, first)
+        second = start(tmp_path, log_name="second.log")
+        assert finish(second, timeout=120) == 1
+        message = (tmp_path / "second.log").read_text()
+        assert f"is in use by PID {first.pid} on host {socket.gethostname()}" in message
+        assert "dataset quickstart" not in message and "Traceback" not in message  # refused before loading data
+    finally:
+        first.kill()  # SIGKILL: the lock dies with the process
+        first.wait()
+    third = start(tmp_path, "--config.stop_at_step=1", log_name="third.log")
+    assert finish(third) == 0, (tmp_path / "third.log").read_text()[-3000:]
+
+
+def test_an_unwritable_workdir_is_refused(tmp_path):
+    with pytest.raises(WorkdirError, match="is not writable .*use another --workdir"):
+        workdir.claim("/proc/onecycle-workdir", chief=True)  # /proc: a read-only file system, even for root
+    (tmp_path / "file").write_text("")
+    with pytest.raises(WorkdirError, match="is not writable"):
+        workdir.claim(str(tmp_path / "file" / "run"), chief=True)
+
+
+def record(path, config):
+    report.write_json(str(path / workdir.CONFIG_FILE), {"config": dataclasses.asdict(config), "derived": {}})
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("batch_size", 128), ("epochs", 2), ("lr", 0.2), ("schedule", "constant"), ("pct_start", 0.3),
+     ("width", 0.5), ("model", "resnet9"), ("dataset", "quickstart_hard"), ("seed", 1),
+     ("precision", "mixed_bfloat16"), ("optimizer", "adam"), ("label_smoothing", 0.1)],
+)  # fmt: skip
+def test_each_run_changing_field_is_refused_on_resume(tmp_path, field, value):
+    config = Config(**TINY)
+    record(tmp_path, config)
+    changed = dataclasses.replace(config, **{field: value})
+    with pytest.raises(WorkdirError) as refusal:
+        workdir.check_same_run(str(tmp_path), changed, resuming=True)
+    assert f"{field}: {getattr(config, field)!r} -> {value!r}" in str(refusal.value)
+    assert "--config.allow_config_change=True" in str(refusal.value) and "--workdir" in str(refusal.value)
+    assert workdir.check_same_run(str(tmp_path), changed, resuming=False) == {}  # nothing saved: nothing mixed
+    allowed = dataclasses.replace(changed, allow_config_change=True)
+    assert workdir.check_same_run(str(tmp_path), allowed, resuming=True) == {field: (getattr(config, field), value)}
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("log_every_steps", 7), ("checkpoint_every_steps", 50), ("stop_at_step", None), ("eval_every_epochs", 0.5),
+     ("steps_per_loop", 9), ("jit_compile", True), ("target_accuracy", 0.9), ("data_dir", "/elsewhere")],
+)  # fmt: skip
+def test_fields_that_do_not_change_the_run_may_change(tmp_path, field, value):
+    config = Config(**TINY)
+    record(tmp_path, config)
+    assert workdir.check_same_run(str(tmp_path), dataclasses.replace(config, **{field: value}), resuming=True) == {}
+
+
+def test_a_refused_resume_leaves_the_workdir_as_it_was_and_an_allowed_one_keeps_the_old_config(tmp_path):
+    config = Config(**TINY)
+    trainer.train_and_evaluate(config, str(tmp_path))
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()}
+    with pytest.raises(WorkdirError, match=r"lr: 0.4 -> 0.2"):
+        trainer.train_and_evaluate(dataclasses.replace(config, lr=0.2, stop_at_step=4), str(tmp_path))
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir() if path.is_file()} == before
+
+    summary = trainer.train_and_evaluate(
+        dataclasses.replace(config, lr=0.2, stop_at_step=4, allow_config_change=True), str(tmp_path)
+    )
+    assert summary["steps"] == 4
+    with open(tmp_path / workdir.CONFIG_FILE) as f:
+        recorded = json.load(f)
+    assert recorded["config"]["lr"] == 0.2 and [c["config"]["lr"] for c in recorded["earlier_configs"]] == [0.4]

@@ -1,0 +1,72 @@
+"""Checkpoint files that survive faults: the newest readable checkpoint is restored, damaged ones are named and set
+aside, what a killed save left half-written is removed, and a failed save says where and how much space is left."""
+
+import glob
+import os
+import shutil
+
+import tensorflow as tf
+from absl import logging
+
+# What reading a damaged checkpoint raises: truncated or corrupt data, missing shards, a foreign structure.
+_READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, AssertionError, KeyError)
+
+
+class CheckpointError(RuntimeError):
+    """No checkpoint of the workdir could be read, or none could be written."""
+
+
+def remove_stale_temporaries(directory):
+    """Removes the `*_temp*` folders a save killed midway leaves (TensorFlow writes there, then renames)."""
+    for path in glob.glob(os.path.join(directory, "*_temp*")):
+        logging.warning("removing %s, left half-written by a save that was killed", path)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
+
+
+def restore_newest_readable(checkpoint, directory, max_to_keep):
+    """Restores the newest checkpoint in `directory` that reads whole; returns (its CheckpointManager, its path or
+    None when there is none to restore).
+
+    A damaged one is named with the reason, its files are renamed `*.damaged` (kept for inspection, never restored
+    again) and the previous one is tried. If none reads, raises `CheckpointError` listing every attempt.
+    """
+    manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
+    tried = []
+    for path in reversed(manager.checkpoints):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except _READ_ERRORS as error:
+            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            logging.warning("checkpoint %s cannot be read (%s): falling back to the one before it", path, reason)
+            tried.append(f"{path} ({reason})")
+            _set_aside(path)
+            continue
+        if tried:  # make it the latest in the folder's state file, so that every reader agrees
+            kept = manager.checkpoints[: manager.checkpoints.index(path) + 1]
+            tf.compat.v1.train.update_checkpoint_state(directory, path, all_model_checkpoint_paths=kept)
+            manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
+        return manager, path
+    if tried:
+        raise CheckpointError(
+            "no checkpoint in the workdir can be read; tried, newest first: " + "; ".join(tried)
+            + ". Delete the workdir's checkpoints folder to start over"
+        )  # fmt: skip
+    return manager, None
+
+
+def save(manager, step):
+    """Saves a checkpoint numbered `step`; a failure names the folder and the free space on its disk."""
+    try:
+        return manager.save(checkpoint_number=step)
+    except (OSError, tf.errors.OpError) as error:
+        try:
+            free = f"{shutil.disk_usage(manager.directory).free / 2**30:.2f} GiB free there"
+        except OSError:
+            free = "free space unknown"
+        raise CheckpointError(f"could not save a checkpoint in {manager.directory} ({free}): {error}") from None
+
+
+def _set_aside(path):
+    for name in glob.glob(f"{glob.escape(path)}.*"):
+        if not name.endswith(".damaged"):
+            os.replace(name, f"{name}.damaged")

@@ -1,0 +1,89 @@
+"""The two ways a run ends early on its own: pre-empted (SIGTERM or SIGINT: save, then exit) and diverged.
+
+Both raise `RunInterrupted` out of the trainer after `summary.json` says so; `train.py` turns it into the
+distinct exit code of `EXIT_CODES`, so a scheduler can tell "requeue me" (pre-empted) from "fix me" (diverged).
+"""
+
+import signal
+import threading
+
+import tensorflow as tf
+from absl import logging
+
+# Pre-empted: 143 (128 + SIGTERM), what a process ended by SIGTERM reports, which schedulers treat as worth a
+# restart (Kubeflow's `restartPolicy: ExitCode` retries codes >= 128). Diverged: 3, a failure a restart repeats.
+EXIT_CODES = {"preempted": 143, "diverged": 3}
+
+
+class RunInterrupted(Exception):
+    """A run that ended early with `status` ("preempted" or "diverged") at `step`; `summary` is what it wrote."""
+
+    def __init__(self, status, step, message, summary=None):
+        super().__init__(message)
+        self.status, self.step, self.summary = status, step, summary
+
+    @property
+    def exit_code(self):
+        return EXIT_CODES[self.status]
+
+
+class Preemption:
+    """Watches for SIGTERM (what SLURM, Kubernetes and cloud pre-emption send) and SIGINT (Ctrl-C).
+
+    `save_if_preempted(save)` is called after every call into the compiled loop, on every worker. On one process
+    it saves at once; across workers TensorFlow's `PreemptionCheckpointHandler` agrees on the call after which
+    all of them save (the one after the call in flight when the first signal came), so their checkpoints match.
+    Either way it then raises `RunInterrupted`. A second Ctrl-C interrupts at once.
+    """
+
+    def __init__(self, strategy, manager, carry):
+        self.manager = manager
+        self.signalled = threading.Event()
+        self._carry = carry  # puts what the checkpoint must carry (the clocks) into its variables
+        self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._handler = None
+        resolver = getattr(strategy, "cluster_resolver", None)
+        cluster = resolver.cluster_spec().jobs if resolver else []  # empty for a single-process MultiWorker...
+        if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and cluster:
+            self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+                resolver, manager,
+                termination_config=tf.distribute.experimental.TerminationConfig(
+                    termination_watcher_fn=self.signalled.is_set, exit_fn=self._exit, grace_period=0,
+                ),
+            )  # fmt: skip
+        self._step = None
+
+    def _on_signal(self, signum, frame):
+        if self.signalled.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        logging.warning("%s received: the run saves a checkpoint after the steps in flight, then stops",
+                        signal.Signals(signum).name)  # fmt: skip
+        self.signalled.set()
+
+    def save_if_preempted(self, step):
+        self._step = step
+        if self._handler is not None:
+            self._carry()
+            self._handler.save_checkpoint_if_preempted(checkpoint_number=step)
+        elif self.signalled.is_set():
+            self._carry()
+            self.manager.save(checkpoint_number=step)
+            self._exit()
+
+    def _exit(self):
+        raise RunInterrupted(
+            "preempted", self._step,
+            f"pre-empted at step {self._step}: saved {self.manager.latest_checkpoint}; "
+            "rerun the same command to resume",
+        )  # fmt: skip
+
+    def close(self):
+        """Gives the signals back to their previous handlers."""
+        for sig, previous in self._previous.items():
+            signal.signal(sig, previous)
+
+
+def all_finite(variables):
+    """True if every value of every floating-point variable is finite (one reduction per variable, on its device)."""
+    floats = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in floats]).numpy())

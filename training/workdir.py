@@ -1,0 +1,97 @@
+"""A workdir belongs to one run: one process tree at a time (a lock), one config (its record), on a writable disk.
+
+All of it is checked before any data is loaded, so a refused start writes nothing and costs seconds.
+"""
+
+import contextlib
+import dataclasses
+import fcntl
+import json
+import os
+import socket
+
+CONFIG_FILE = "config.json"
+LOCK_FILE = "run.lock"
+
+# Fields that may change when a run resumes: they decide where, how often and how the run is observed or
+# stopped, not which updates it makes. Every other field changes the run (its schedule, data, model, precision...).
+RESUMABLE_FIELDS = frozenset({
+    "data_dir", "download", "strategy", "devices", "tpu", "slurm_port_base", "jit_compile", "steps_per_loop",
+    "eval_every_epochs", "eval_flip", "target_accuracy", "stop_at_target",
+    "log_every_steps", "checkpoint_every_steps", "stop_at_step", "allow_config_change", "trial", "lr_find",
+})  # fmt: skip
+
+
+class WorkdirError(RuntimeError):
+    """A workdir that this run may not use as asked: the message says why and what to do instead."""
+
+
+@contextlib.contextmanager
+def claimed(workdir, chief):
+    """Inside it, `workdir` exists, is writable, and (on the chief) is locked against other trainers.
+
+    The lock is an OS file lock: it dies with the process, so a `kill -9` never leaves a stale one.
+    """
+    lock = claim(workdir, chief)
+    try:
+        yield
+    finally:
+        if lock:
+            lock.close()
+
+
+def claim(workdir, chief):
+    """Creates `workdir`, proves it writable, and on the chief locks it: returns the open lock file (closing it
+    releases the lock), or None on other workers."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as error:
+        raise WorkdirError(f"workdir {workdir!r} is not writable ({error.strerror}): use another --workdir") from None
+    if not chief:
+        return None
+    lock = open(os.path.join(workdir, LOCK_FILE), "a+")  # noqa: SIM115 (held open for the life of the run)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise WorkdirError(
+            f"workdir {workdir!r} is in use by {holder}: wait for it, stop it, or choose another --workdir"
+        ) from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"PID {os.getpid()} on host {socket.gethostname()}\n")
+    lock.flush()
+    return lock
+
+
+def check_same_run(workdir, config, resuming):
+    """Refuses to resume `workdir` with a config that changes the run, unless `config.allow_config_change`.
+
+    `resuming`: the workdir holds a checkpoint of the run recorded in its config.json. Returns the changed
+    fields as {field: (recorded, new)} (empty when nothing that matters changed).
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not resuming or not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        recorded = json.load(f)["config"]
+    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as the record has them
+    changes = {
+        field: (recorded.get(field), value)
+        for field, value in current.items()
+        if field not in RESUMABLE_FIELDS and recorded.get(field) != value
+    }
+    if changes and not config.allow_config_change:
+        listed = "; ".join(f"{field}: {old!r} -> {new!r}" for field, (old, new) in sorted(changes.items()))
+        raise WorkdirError(
+            f"workdir {workdir!r} holds a run with another config ({listed}). Start a fresh run with another "
+            "--workdir, or continue this one with the new values on purpose (e.g. fine-tuning with a new "
+            "schedule) with --config.allow_config_change=True"
+        )
+    return changes
