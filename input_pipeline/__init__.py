@@ -9,12 +9,14 @@ from input_pipeline.pipeline import (
     steps_per_epoch,
     train_dataset,
 )
-from input_pipeline.sources import Data, load
+from input_pipeline.sources import Data, DatasetError, check_source, load
 
 __all__ = [
     "Augmentation",
     "Data",
+    "DatasetError",
     "augment",
+    "check_source",
     "eval_dataset",
     "load",
     "normalise",

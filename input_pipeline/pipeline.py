@@ -16,6 +16,7 @@ whatever the batch and replica count.
 import tensorflow as tf
 
 from input_pipeline.augmentations import augment
+from input_pipeline.sources import DatasetError
 
 _FOREVER = 2**62
 
@@ -23,8 +24,8 @@ _FOREVER = 2**62
 def per_replica_batch_size(global_batch, num_replicas):
     """The global batch split evenly over the replicas; an uneven split is an error, not a silent rounding."""
     if global_batch <= 0 or global_batch % num_replicas:
-        raise ValueError(
-            f"batch size {global_batch} is not divisible by {num_replicas} replicas; use a multiple of "
+        raise DatasetError(
+            f"--config.batch_size={global_batch} is not divisible by {num_replicas} replicas; use a multiple of "
             f"{num_replicas} (e.g. {max(num_replicas, global_batch // num_replicas * num_replicas)})"
         )
     return global_batch // num_replicas
@@ -33,7 +34,7 @@ def per_replica_batch_size(global_batch, num_replicas):
 def steps_per_epoch(num_examples, global_batch):
     """floor(num_examples / global_batch): every step sees a full global batch."""
     if global_batch > num_examples:
-        raise ValueError(f"batch size {global_batch} is larger than the {num_examples} training examples")
+        raise DatasetError(f"--config.batch_size={global_batch} is larger than the {num_examples} training examples")
     return num_examples // global_batch
 
 

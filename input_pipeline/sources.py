@@ -6,6 +6,7 @@ without re-reading (see pipeline.py); datasets of CIFAR's and the quick-start se
 """
 
 import dataclasses
+import difflib
 import pathlib
 
 import numpy as np
@@ -23,6 +24,10 @@ TFDS_STATS = {"cifar10": CIFAR10_STATS, "cifar100": CIFAR100_STATS}
 
 QUICKSTART_SIZES = (10_000, 2_000)
 MAX_IN_MEMORY_BYTES = 8 * 2**30
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be loaded as configured: the message names it and the flag that fixes it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +69,7 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
         seed: the quick-start and synthetic sets' generator seed.
         skip_bad_images: an image folder's undecodable files are skipped and counted, not an error.
     """
+    check_source(name, data_dir, download, image_size)
     if name in ("quickstart", "quickstart_hard"):
         return _quickstart(name, seed)
     if name == "synthetic":
@@ -71,6 +77,22 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
     if name == "image_folder":
         return _image_folder(data_dir, image_size, skip_bad_images)
     return _tfds(name, data_dir, download, image_size)
+
+
+def check_source(name, data_dir=None, download=False, image_size=None):
+    """Raises `DatasetError` if `load` would fail to find the dataset: seconds, before anything is read."""
+    if name in ("quickstart", "quickstart_hard", "synthetic"):
+        return
+    if name == "image_folder":
+        if not data_dir or not (pathlib.Path(data_dir) / "train").is_dir():
+            raise DatasetError(
+                f"image_folder needs --config.data_dir pointing at a folder with train/<class>/ and test/<class>/ "
+                f"image sub-folders; got {data_dir!r}"
+            )
+        if image_size is None:
+            raise DatasetError("image_folder needs --config.image_size=height,width: its images are resized to it")
+        return
+    _prepared_builder(name, data_dir, download)
 
 
 def _quickstart(name, seed):
@@ -101,13 +123,6 @@ def _image_folder(root, image_size, skip_bad_images):
     Every file is decoded here, so that an undecodable or empty one is named: an error by default, or skipped
     and counted with `skip_bad_images`. A class folder without images is an error.
     """
-    if not root or not (pathlib.Path(root) / "train").is_dir():
-        raise FileNotFoundError(
-            f"image_folder needs data_dir pointing at a folder with train/<class>/ and test/<class>/ image "
-            f"sub-folders; got data_dir={root!r}"
-        )
-    if image_size is None:
-        raise ValueError("image_folder needs image_size=(height, width): its images are resized to it")
 
     def read(split, class_names=None):
         folder = pathlib.Path(root) / split
@@ -116,7 +131,7 @@ def _image_folder(root, image_size, skip_bad_images):
         for label, name in enumerate(class_names):
             files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
             if not files:
-                raise ValueError(
+                raise DatasetError(
                     f"image_folder: class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}): "
                     "add some or remove the folder"
                 )
@@ -125,7 +140,7 @@ def _image_folder(root, image_size, skip_bad_images):
                     image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
                 except tf.errors.InvalidArgumentError as error:
                     if not skip_bad_images:
-                        raise ValueError(
+                        raise DatasetError(
                             f"image_folder: cannot decode {path} ({error.message.splitlines()[0]}): fix or remove "
                             "it, or skip such files with --config.skip_bad_images=True"
                         ) from None
@@ -146,37 +161,46 @@ def _image_folder(root, image_size, skip_bad_images):
     )  # fmt: skip
 
 
-def _tfds(name, data_dir, download, image_size):
+def _prepared_builder(name, data_dir, download):
+    """The tfds builder of `name`, prepared in `data_dir` (downloaded there first only if `download`)."""
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as error:
-        raise ValueError(
-            f"unknown dataset {name!r}: use 'quickstart', 'quickstart_hard', 'synthetic', 'image_folder' or a tfds "
-            "dataset name"
-        ) from error
+    except tfds.core.registered.DatasetNotFoundError:
+        close = difflib.get_close_matches(name, tfds.list_builders(), n=3)
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise DatasetError(
+            f"unknown dataset --config.dataset={name!r}{hint}: use quickstart, quickstart_hard, synthetic, "
+            "image_folder or a tfds dataset name"
+        ) from None
+    if not builder.is_prepared() and not download:
+        raise DatasetError(
+            f"tfds dataset {name!r} is not prepared in {str(builder.data_dir_root)!r}: point "
+            f"--config.data_dir at a folder that holds it, or prepare it on a machine with internet with "
+            f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
+            f"data_dir='/data/tfds').download_and_prepare()\", copy /data/tfds here and pass "
+            f"--config.data_dir=/data/tfds (or add --config.download=True if this machine has internet)"
+        )
+    return builder
+
+
+def _tfds(name, data_dir, download, image_size):
+    builder = _prepared_builder(name, data_dir, download)
     if not builder.is_prepared():
-        if not download:
-            raise FileNotFoundError(
-                f"tfds dataset {name!r} is not prepared in data_dir={str(builder.data_dir_root)!r}. Either point "
-                f"data_dir at a directory that holds it, or prepare it on a machine with internet:\n"
-                f"  python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
-                f"data_dir='/data/tfds').download_and_prepare()\"\n"
-                f"then copy /data/tfds to this machine and pass data_dir=/data/tfds "
-                f"(or set download=True here if this machine has internet)."
-            )
         builder.download_and_prepare()
     features = builder.info.features
     if "image" not in features or "label" not in features:
-        raise ValueError(f"tfds dataset {name!r} has no 'image'/'label' features: {list(features)}")
+        raise DatasetError(f"tfds dataset {name!r} has no 'image'/'label' features: {list(features)}")
     eval_split = "test" if "test" in builder.info.splits else "validation"
     shape = tuple(image_size) + features["image"].shape[-1:] if image_size else features["image"].shape
     if None in shape:
-        raise ValueError(f"tfds dataset {name!r} has images of varying size {shape}: set image_size")
+        raise DatasetError(
+            f"tfds dataset {name!r} has images of varying size {shape}: set --config.image_size=height,width"
+        )
     total = sum(builder.info.splits[s].num_examples for s in ("train", eval_split)) * int(np.prod(shape))
     if total > MAX_IN_MEMORY_BYTES:
-        raise ValueError(
+        raise DatasetError(
             f"tfds dataset {name!r} needs {total / 2**30:.1f} GiB as uint8 in memory, over this template's "
-            f"{MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB in-memory limit; set a smaller image_size"
+            f"{MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB in-memory limit; set a smaller --config.image_size"
         )
 
     def read(split):

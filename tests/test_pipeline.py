@@ -98,9 +98,9 @@ def test_normalisation_uses_the_dataset_statistics():
 
 
 def test_batch_sizes_are_checked():
-    with pytest.raises(ValueError, match="batch size 10 is not divisible by 4 replicas; use a multiple of 4"):
+    with pytest.raises(ValueError, match="batch_size=10 is not divisible by 4 replicas; use a multiple of 4"):
         input_pipeline.per_replica_batch_size(10, 4)
-    with pytest.raises(ValueError, match="batch size 64 is larger than the 40 training examples"):
+    with pytest.raises(ValueError, match="batch_size=64 is larger than the 40 training examples"):
         input_pipeline.steps_per_epoch(40, 64)
     assert input_pipeline.steps_per_epoch(50_000, 512) == 97
 

@@ -32,16 +32,18 @@ def test_tfds_resizes_when_asked(cifar10_data_dir):
 
 def test_missing_tfds_data_fails_at_once_with_instructions(tmp_path):
     start = time.monotonic()
-    with pytest.raises(FileNotFoundError) as error:
+    with pytest.raises(sources.DatasetError) as error:
         sources.load("cifar10", data_dir=str(tmp_path))
     assert time.monotonic() - start < 5
     message = str(error.value)
-    assert f"not prepared in data_dir='{tmp_path}'" in message
-    assert "download_and_prepare()" in message and "download=True" in message
+    assert f"not prepared in '{tmp_path}'" in message and "--config.data_dir=/data/tfds" in message
+    assert "download_and_prepare()" in message and "--config.download=True" in message
 
 
 def test_unknown_dataset_name_is_an_error():
-    with pytest.raises(ValueError, match="unknown dataset 'cifar11'"):
+    with pytest.raises(
+        sources.DatasetError, match=r"unknown dataset --config.dataset='cifar11' \(did you mean cifar10"
+    ):
         sources.load("cifar11")
 
 
@@ -68,10 +70,10 @@ def test_image_folder(tmp_path):
 
 
 def test_image_folder_needs_a_root_and_a_size(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train/<class>/ and test/<class>/"):
+    with pytest.raises(sources.DatasetError, match="train/<class>/ and test/<class>/"):
         sources.load("image_folder", data_dir=str(tmp_path))
     write_image_folder(tmp_path, {"train": 1, "test": 1})
-    with pytest.raises(ValueError, match="image_folder needs image_size"):
+    with pytest.raises(sources.DatasetError, match="image_folder needs --config.image_size=height,width"):
         sources.load("image_folder", data_dir=str(tmp_path))
 
 
