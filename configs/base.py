@@ -16,6 +16,10 @@ from ml_collections import config_flags
 from input_pipeline import Augmentation
 
 
+class ConfigError(ValueError):
+    """A config value that cannot work: the message names the flag (`--config.<field>`) and what would."""
+
+
 @dataclasses.dataclass
 class Trial:
     """`--mode=trial`: `runs` seeds of the config; with `arms`, each arm over the same seeds, side by side."""
@@ -82,7 +86,7 @@ class Config:
 
     # Distribution and precision
     strategy: str = "auto"  # "auto", "default", "mirrored", "multi_worker" or "tpu"
-    devices: tuple[str, ...] | None = None  # for "mirrored": e.g. ("/gpu:0", "/gpu:1"); None = all GPUs
+    devices: str = ""  # for "mirrored": comma-separated, e.g. "/gpu:0,/gpu:1"; "" = all GPUs
     tpu: str = ""  # TPU name or address for "tpu"; "" = the local TPU VM
     slurm_port_base: int = 8888  # under srun: task i of a node listens on this port + i
     precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"

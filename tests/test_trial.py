@@ -1,6 +1,5 @@
 """Trials and comparisons: real runs on the quick-start set, checked against recomputations from their records."""
 
-import dataclasses
 import json
 import os
 
@@ -145,13 +144,3 @@ def test_mean_curve_uses_the_points_every_run_has():
     epochs, means = aggregate.mean_curve([first, second], "evaluations", "accuracy")
     np.testing.assert_allclose(epochs, [1, 2])
     np.testing.assert_allclose(means, [0.2, 0.3])
-
-
-def test_finished_runs_are_recognised(tmp_path):
-    from trial.runner import finished_run
-
-    config = Config(**TINY)
-    (tmp_path / "summary.json").write_text(json.dumps({"status": "stopped", "end_step": 12}))
-    assert finished_run(str(tmp_path), config) is not None  # stopped where the config says
-    assert finished_run(str(tmp_path), dataclasses.replace(config, stop_at_step=None)) is None  # must go on
-    assert finished_run(str(tmp_path / "none"), config) is None

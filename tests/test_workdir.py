@@ -88,3 +88,18 @@ def test_a_refused_resume_leaves_the_workdir_as_it_was_and_an_allowed_one_keeps_
     with open(tmp_path / workdir.CONFIG_FILE) as f:
         recorded = json.load(f)
     assert recorded["config"]["lr"] == 0.2 and [c["config"]["lr"] for c in recorded["earlier_configs"]] == [0.4]
+
+
+@pytest.mark.parametrize(
+    "recorded, overrides, finished",
+    [({"status": "stopped", "end_step": 2}, {}, True),
+     ({"status": "stopped", "end_step": 2}, {"stop_at_step": 4}, False),
+     ({"status": "completed", "end_step": 39}, {}, True), ({"status": "preempted", "end_step": 39}, {}, False),
+     ({"status": "target_reached", "end_step": 39}, {"stop_at_target": True, "target_accuracy": 0.9}, True),
+     ({"status": "target_reached", "end_step": 39}, {}, False), ({"status": "diverged", "end_step": 39}, {}, False)],
+)  # fmt: skip
+def test_a_finished_run_is_recognised(tmp_path, recorded, overrides, finished):
+    config = dataclasses.replace(Config(**TINY), **overrides)
+    (tmp_path / "summary.json").write_text(json.dumps(recorded))
+    assert (workdir.finished_summary(str(tmp_path), config) is not None) == finished
+    assert workdir.finished_summary(str(tmp_path / "none"), config) is None

@@ -18,6 +18,7 @@ from absl import logging
 
 import input_pipeline
 import models
+from configs.base import ConfigError
 from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
 from training import report, steps, trainer
 from training.strategy import create_strategy, is_chief
@@ -99,13 +100,17 @@ def _sweep(config, workdir, strategy):
 
 def check_settings(settings):
     if not 0 < settings.start_lr < settings.end_lr:
-        raise ValueError(f"config.lr_find needs 0 < start_lr < end_lr, got {settings.start_lr} and {settings.end_lr}")
+        raise ConfigError(
+            f"--config.lr_find needs 0 < start_lr < end_lr, got {settings.start_lr} and {settings.end_lr}"
+        )
     if settings.num_steps < 10:
-        raise ValueError(f"config.lr_find.num_steps must be >= 10 for a readable curve, got {settings.num_steps}")
+        raise ConfigError(f"--config.lr_find.num_steps must be >= 10 for a readable curve, got {settings.num_steps}")
     if settings.divergence <= 1:
-        raise ValueError(f"config.lr_find.divergence is a multiple of the minimum loss, > 1; got {settings.divergence}")
+        raise ConfigError(
+            f"--config.lr_find.divergence is a multiple of the minimum loss, > 1; got {settings.divergence}"
+        )
     if not 0 <= settings.beta < 1:
-        raise ValueError(f"config.lr_find.beta must be in [0, 1), got {settings.beta}")
+        raise ConfigError(f"--config.lr_find.beta must be in [0, 1), got {settings.beta}")
 
 
 def _strict(record):

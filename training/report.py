@@ -24,6 +24,7 @@ CONVENTIONS = {
     "data_seconds": "loading the dataset and building the input pipelines",
     "wall_seconds": "everything from the start of data preparation",
 }
+PROGRESS_SECONDS = 30  # a progress line at least this often, whatever log_every_steps says
 _CARRIED = ("train_seconds", "compile_seconds", "eval_seconds", "data_seconds", "wall_seconds", "processes")
 
 
@@ -145,24 +146,37 @@ class Reporter:
     def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic, clock):
         self.total_steps, self.steps_per_epoch, self.global_batch = total_steps, steps_per_epoch, global_batch
         self.tag, self.clock = " [synthetic data]" if synthetic else "", clock
+        self.last_line = time.monotonic()
         self.writer = (
             tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
             else tf.summary.create_noop_writer()
         )  # fmt: skip
 
+    def progress_due(self):
+        return time.monotonic() - self.last_line >= PROGRESS_SECONDS
+
+    def progress(self, step):
+        """A line between log points: where the run is and when it will end (no loss: the sums run on)."""
+        self.last_line = time.monotonic()
+        logging.info("step %d/%d  epoch %.2f  %.0f img/s  ETA %s%s", step, self.total_steps,
+                     step / self.steps_per_epoch, self.global_batch / self.clock.step_seconds,
+                     _duration((self.total_steps - step) * self.clock.step_seconds), self.tag)  # fmt: skip
+
     def train(self, step, loss, accuracy, lr, momentum):
+        self.last_line = time.monotonic()
         step_seconds = self.clock.step_seconds
         images_per_second = self.global_batch / step_seconds
-        eta = (self.total_steps - step) * step_seconds
+        eta = _duration((self.total_steps - step) * step_seconds) if self.clock.steady_steps else "--"
         logging.info(
             "step %d/%d  epoch %.2f  loss %.4f  acc %.2f%%  lr %.4g  mom %.3f  %.0f img/s  ETA %s%s",
             step, self.total_steps, step / self.steps_per_epoch, loss, 100 * accuracy, lr, momentum,
-            images_per_second, _duration(eta), self.tag,
+            images_per_second, eta, self.tag,
         )  # fmt: skip
         self._scalars(step, {"train/loss": loss, "train/accuracy": accuracy, "lr": lr, "momentum": momentum,
                              "images_per_second": images_per_second, "step_seconds": step_seconds})  # fmt: skip
 
     def evaluation(self, step, loss, accuracy):
+        self.last_line = time.monotonic()
         logging.info("eval at step %d: loss %.4f  accuracy %.2f%%%s", step, loss, 100 * accuracy, self.tag)
         self._scalars(step, {"eval/loss": loss, "eval/accuracy": accuracy})
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
-def create_strategy(name, devices=None, tpu="", slurm_port_base=8888):
+def create_strategy(name, devices="", tpu="", slurm_port_base=8888):
     """Returns the tf.distribute strategy called `name`.
 
     "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set or the process is one of several tasks of a SLURM
@@ -28,7 +28,7 @@ def create_strategy(name, devices=None, tpu="", slurm_port_base=8888):
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+        return tf.distribute.MirroredStrategy([d.strip() for d in devices.split(",")] if devices else None)
     if name == "multi_worker":
         if os.environ.get("TF_CONFIG"):
             return tf.distribute.MultiWorkerMirroredStrategy()

@@ -19,7 +19,8 @@ from absl import logging
 import input_pipeline
 import models
 import onecycle
-from training import checkpoints, faults, report, steps
+from configs.base import ConfigError
+from training import checkpoints, export, faults, report, steps
 from training import workdir as workdir_lib
 from training.strategy import STRATEGIES, create_strategy, is_chief, task_id
 
@@ -37,6 +38,7 @@ def train_and_evaluate(config, workdir, strategy=None):
     whose loss diverges writes its summary, then raises `faults.RunInterrupted`.
     """
     check_config(config)
+    input_pipeline.check_source(config.dataset, config.data_dir, config.download, config.image_size)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config, strategy))
     chief = is_chief(strategy)
@@ -44,10 +46,18 @@ def train_and_evaluate(config, workdir, strategy=None):
     with workdir_lib.claimed(workdir, chief):
         resuming = bool(tf.train.latest_checkpoint(checkpoint_dir))
         changes = workdir_lib.check_same_run(workdir, config, resuming)
+        finished = None if changes else workdir_lib.finished_summary(workdir, config)
+        if finished:
+            logging.info("%s already finished (%s at step %d, eval accuracy %.2f%%): nothing to do; its results are "
+                         "in %s", workdir, finished["status"], finished["steps"], 100 * finished["eval_accuracy"],
+                         os.path.join(workdir, "summary.json"))  # fmt: skip
+            return finished
         return _run(config, workdir, strategy, chief, checkpoint_dir, changes)
 
 
 def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
+    logging.info("run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there",
+                 workdir)  # fmt: skip
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     clock = report.Clock()
@@ -146,11 +156,20 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
         while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
             # The first call of a process is one step, so that its time is compilation plus one step's worth.
             num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
+            if clock.first_call_seconds is None:
+                logging.info("compiling the training step (%s); the first call runs one step",
+                             "tracing and XLA" if config.jit_compile else "tracing")  # fmt: skip
+            elif clock.step_seconds:  # a call lasts at most about a progress interval
+                num_steps = min(num_steps, max(int(report.PROGRESS_SECONDS / clock.step_seconds), 1))
             clock.time_training(lambda n=num_steps: train_loop(source, tf.constant(n)), num_steps)
+            if clock.steady_steps == 0:
+                logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
             batches_consumed.assign_add(num_steps)
             step = int(optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
             if not math.isfinite(float(train_sums.loss.read_value())):  # the sums since the last log point
                 raise diverged(step, "the training loss is not finite")
+            if step % config.log_every_steps and step < end and clock.steady_steps and reporter.progress_due():
+                reporter.progress(step)
             if step % config.log_every_steps == 0 or step >= end:
                 loss, accuracy = train_sums.result_and_reset()
                 lr, momentum = float(optimizer.learning_rate), float(momentum_of(optimizer))
@@ -176,8 +195,12 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
     status = "completed" if step >= plan["total_steps"] else "target_reached" if reached_and_stop else "stopped"
     if chief and status != "stopped":
         with ema_weights():
-            model.save(os.path.join(workdir, "model.keras"))
-    return summarize(status, step)
+            export.serving_model(model, data).save(os.path.join(workdir, "model.keras"))
+    summary = summarize(status, step)
+    exported = f"; the model: {os.path.join(workdir, 'model.keras')}" if status != "stopped" else ""
+    logging.info("%s at step %d: %s%s; curves: tensorboard --logdir %s", status, step,
+                 os.path.join(workdir, "summary.json"), exported, os.path.join(workdir, "tensorboard"))  # fmt: skip
+    return summary
 
 
 def _earlier_configs(workdir, changes):
@@ -236,27 +259,34 @@ def check_config(config):
                "schedule": SCHEDULES}  # fmt: skip
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
-            raise ValueError(f"config.{field}={getattr(config, field)!r} is not one of {allowed}")
-    for field in ("batch_size", "epochs", "log_every_steps", "checkpoint_every_steps", "steps_per_loop"):
+            raise ConfigError(f"--config.{field}={getattr(config, field)!r} is not one of {allowed}")
+    for field in ("batch_size", "epochs", "lr", "lr_reference_batch", "log_every_steps", "checkpoint_every_steps",
+                  "steps_per_loop"):  # fmt: skip
         if getattr(config, field) <= 0:
-            raise ValueError(f"config.{field} must be positive, got {getattr(config, field)}")
+            raise ConfigError(f"--config.{field} must be positive, got {getattr(config, field)}")
     if config.sync_batch_norm and config.jit_compile:
-        raise ValueError(
-            "config.sync_batch_norm all-reduces inside the forward pass, which the per-replica XLA compilation "
-            "cannot contain: set config.jit_compile=False with it"
+        raise ConfigError(
+            "--config.sync_batch_norm all-reduces inside the forward pass, which the per-replica XLA compilation "
+            "cannot contain: set --config.jit_compile=False with it"
         )
     if config.eval_every_epochs < 0:
-        raise ValueError(f"config.eval_every_epochs must be >= 0 (0: only at the end), got {config.eval_every_epochs}")
+        raise ConfigError(
+            f"--config.eval_every_epochs must be >= 0 (0: only at the end), got {config.eval_every_epochs}"
+        )
     if config.target_accuracy is not None and not 0 < config.target_accuracy <= 1:
-        raise ValueError(f"config.target_accuracy is a fraction in (0, 1] (0.94 for 94%), got {config.target_accuracy}")
+        raise ConfigError(
+            f"--config.target_accuracy is a fraction in (0, 1] (0.94 for 94%), got {config.target_accuracy}"
+        )
     if config.stop_at_target and config.target_accuracy is None:
-        raise ValueError("config.stop_at_target needs config.target_accuracy (e.g. --config.target_accuracy=0.94)")
+        raise ConfigError("--config.stop_at_target needs --config.target_accuracy (e.g. --config.target_accuracy=0.94)")
     if not 0 <= config.ema_momentum < 1:
-        raise ValueError(f"config.ema_momentum must be in [0, 1) (0: no EMA; 0.99 is usual), got {config.ema_momentum}")
+        raise ConfigError(
+            f"--config.ema_momentum must be in [0, 1) (0: no EMA; 0.99 is usual), got {config.ema_momentum}"
+        )
     try:  # the schedule's own range checks; its length is only known once the data is
         create_schedule(config, config.lr, 1_000_000)
     except ValueError as error:
-        raise ValueError(f"config schedule fields: {error}") from None
+        raise ConfigError(f"config schedule fields: {error}") from None
 
 
 def resolve_jit_compile(config, strategy):

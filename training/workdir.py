@@ -95,3 +95,20 @@ def check_same_run(workdir, config, resuming):
             "schedule) with --config.allow_config_change=True"
         )
     return changes
+
+
+def finished_summary(workdir, config):
+    """The summary of the run that already finished in `workdir` as `config` asks, or None if it has to run.
+
+    Finished: all its steps (completed), its target reached when `config.stop_at_target`, or stopped at the
+    `config.stop_at_step` asked for now.
+    """
+    path = os.path.join(workdir, "summary.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        summary = json.load(f)
+    status = summary["status"]
+    if status == "completed" or (status == "target_reached" and config.stop_at_target):
+        return summary
+    return summary if status == "stopped" and summary["end_step"] == config.stop_at_step else None

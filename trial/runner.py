@@ -9,7 +9,6 @@ is interrupted resumes where it stopped when its command is rerun: finished runs
 """
 
 import dataclasses
-import json
 import os
 import re
 import socket
@@ -18,9 +17,10 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from configs.base import with_overrides
+from configs.base import ConfigError, with_overrides
 from training import report, trainer
 from training.strategy import create_strategy, is_chief
+from training.workdir import finished_summary
 from trial import aggregate, plots, tables
 
 
@@ -32,7 +32,7 @@ def run_trial(config, workdir, strategy=None):
     for index in range(config.trial.runs):
         seed = config.seed + index
         run_dir = os.path.join(workdir, f"seed{seed}")
-        summary = finished_run(run_dir, config)
+        summary = finished_summary(run_dir, config)
         if summary is None:
             logging.info("trial %s: run %d of %d (seed %d) in %s", workdir, index + 1, config.trial.runs, seed, run_dir)
             summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy)
@@ -101,18 +101,18 @@ def run_comparison(config, workdir, strategy=None):
 def check_trial(config):
     """The trial settings, and each arm's, before any run starts."""
     if config.trial.runs < 1:
-        raise ValueError(f"config.trial.runs must be >= 1, got {config.trial.runs}")
+        raise ConfigError(f"--config.trial.runs must be >= 1, got {config.trial.runs}")
     if config.trial.threshold is not None and not 0 < config.trial.threshold <= 1:
-        raise ValueError(f"config.trial.threshold is a fraction in (0, 1], got {config.trial.threshold}")
+        raise ConfigError(f"--config.trial.threshold is a fraction in (0, 1], got {config.trial.threshold}")
     if config.trial.price_per_hour < 0:
-        raise ValueError(f"config.trial.price_per_hour must be >= 0, got {config.trial.price_per_hour}")
+        raise ConfigError(f"--config.trial.price_per_hour must be >= 0, got {config.trial.price_per_hour}")
     trainer.check_config(config)
 
 
 def arm_configs(config):
     """{arm text: the config with that arm's overrides}, every arm checked before any run starts."""
     if len(config.trial.arms) < 2:
-        raise ValueError(
+        raise ConfigError(
             f"a comparison needs at least two config.trial.arms, got {config.trial.arms}; e.g. "
             "--config.trial.arms=\"('schedule=onecycle', 'schedule=warmup_cosine lr=0.2')\""
         )
@@ -121,27 +121,16 @@ def arm_configs(config):
         try:
             arms[text] = with_overrides(config, text)
         except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
-            raise ValueError(f"config.trial.arms: cannot apply {text!r}: {error}") from None
+            raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
         check_trial(arms[text])
     if len({arm_folder(text) for text in arms}) < len(arms):
-        raise ValueError(f"config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
+        raise ConfigError(f"--config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
     return arms
 
 
 def arm_folder(text):
     """A folder name for an arm: its overrides with anything but letters, digits, '.', '=' and '-' as '_'."""
     return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
-
-
-def finished_run(run_dir, config):
-    """The summary of a run that already finished in `run_dir`, or None if it has to run or resume."""
-    path = os.path.join(run_dir, "summary.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        summary = json.load(f)
-    stopped_as_asked = summary["status"] == "stopped" and summary["end_step"] == config.stop_at_step
-    return summary if summary["status"] in ("completed", "target_reached") or stopped_as_asked else None
 
 
 def environment(strategy, config):

@@ -1,0 +1,55 @@
+"""Every `python train.py ...` command the documentation shows parses with train.py's own flags into a config
+that passes the trainer's checks (the commands that need a GPU, a dataset or a cluster are not run)."""
+
+import ast
+import pathlib
+import re
+import shlex
+
+import pytest
+from absl import flags
+
+import models
+import train
+from training import trainer
+from trial.runner import check_trial
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+DOCUMENTS = ["README.md", "BUILD.md", "benchmarks/README.md", "train.py", *sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py") if p.name != "fields.py")]  # fmt: skip
+
+
+def documented_commands():
+    """(document, argv) for every `python train.py` command in the documents, continuation lines joined."""
+    found = []
+    for name in DOCUMENTS:
+        text = (REPO / name).read_text()
+        if name.endswith(".py"):  # a module's docstring
+            text = ast.get_docstring(ast.parse(text)) or ""
+        text = text.replace("\\\n", " ")
+        for line in text.splitlines():
+            for match in re.finditer(r"python train\.py[^`\n]*", line):  # to a closing backtick or the line's end
+                command = re.split(r"\s+#", match.group(0))[0].strip().replace("<name>", "name")
+                found.append((name, shlex.split(command)[1:]))
+    return found
+
+
+COMMANDS = documented_commands()
+
+
+def test_the_documents_show_commands():
+    assert len(COMMANDS) >= 25 and {name for name, _ in COMMANDS} >= {"README.md", "BUILD.md", "train.py"}
+
+
+@pytest.mark.parametrize("document, argv", COMMANDS, ids=[f"{d}:{' '.join(a)[:70]}" for d, a in COMMANDS])
+def test_a_documented_command_parses_into_a_valid_config(document, argv, monkeypatch):
+    if "--config.model=my_net" in argv:  # README's "Add your own model": done as it says, by adding it to MODELS
+        monkeypatch.setitem(models.MODELS, "my_net", models.MODELS["resnet9"])
+    argv = train.checked_argv(argv)  # a misspelt field ends the program here
+    values = flags.FlagValues()
+    train.define_flags(values, argv)
+    values(argv)
+    config = values.config
+    trainer.check_config(config)
+    if values.mode == "trial":
+        check_trial(config)
