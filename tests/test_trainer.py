@@ -5,7 +5,6 @@ import glob
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from launch import free_ports
 from ml_collections import config_flags
 
 from configs.base import Config, ConfigError
@@ -137,16 +137,6 @@ def test_resume_continues_the_same_schedule_and_data(tmp_path):
     # The timers count on from the checkpoint: both processes' training, and two compilations.
     assert (first["processes"], second["processes"], whole["processes"]) == (1, 2, 1)
     assert second["train_seconds"] > first["train_seconds"] and second["compile_seconds"] > first["compile_seconds"]
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
