@@ -20,7 +20,7 @@ def test_a_second_trainer_is_refused_and_a_killed_holder_frees_the_workdir(tmp_p
     try:
         wait_for_step(tmp_path, 1, first)
         second = start(tmp_path, log_name="second.log")
-        assert finish(second, timeout=120) == 1
+        assert finish(second, timeout=120) == 2  # a user error: the message alone, exit code 2
         message = (tmp_path / "second.log").read_text()
         assert f"is in use by PID {first.pid} on host {socket.gethostname()}" in message
         assert "dataset quickstart" not in message and "Traceback" not in message  # refused before loading data
