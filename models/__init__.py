@@ -6,7 +6,7 @@ To add your own: write `def my_net(input_shape, num_classes, sync_batch_norm=Fal
 
 import keras
 
-from models.airbench import airbench
+from models.airbench import airbench, airbench94
 from models.resnet9 import resnet9
 
 
@@ -23,7 +23,7 @@ def resnet50(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     return keras.Model(base.input, logits, name="resnet50")
 
 
-MODELS = {"resnet9": resnet9, "airbench": airbench, "resnet50": resnet50}
+MODELS = {"resnet9": resnet9, "airbench": airbench, "airbench94": airbench94, "resnet50": resnet50}
 
 
 def create_model(name, input_shape, num_classes, sync_batch_norm=False, width=1.0):

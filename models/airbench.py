@@ -1,14 +1,24 @@
-"""An airbench-style CIFAR net (Keller Jordan's airbench94 layout): small, wide, GELU, max-pool early.
+"""airbench-style CIFAR nets (Keller Jordan's airbench94 layout): small, wide, GELU, max-pool early.
 
-A 2x2 stem conv of 24 channels, then three blocks of widths 64/256/256, each conv -> max-pool -> BN -> GELU ->
-conv -> BN -> GELU, a global max-pool and a linear head scaled by 1/9. What this keeps from airbench is the
-architecture; its other tricks (whitening-initialised stem, Lookahead, test-time augmentation, label smoothing
-values tuned for it) are not reproduced here.
+`airbench`: a 2x2 stem conv of 24 channels, then three blocks of widths 64/256/256, each conv -> max-pool ->
+BN -> GELU -> conv -> BN -> GELU, a global max-pool and a linear head scaled by 1/9. The architecture only.
+
+`airbench94`: the same layout with the record recipe's initialisation and normalisation:
+- the stem is a frozen patch-whitening convolution, set from the training images by `whiten_from_data`
+  (the eigenvectors of the 2x2-patch covariance, scaled by 1/sqrt(eigenvalue + 5e-4), and their negatives),
+  followed by a trainable bias;
+- every other 3x3 convolution starts as an identity on its first input channels (dirac initialisation);
+- BatchNorm without scale (airbench freezes it at 1), momentum 0.6 and epsilon 1e-12.
+Not in: the 64x learning rate for BatchNorm biases, freezing the stem's bias after 3 epochs, Lookahead (use the
+config's EMA), translate test-time augmentation (flip TTA is `eval_flip`), alternating flip.
 """
 
 import keras
+import numpy as np
 
 from models.layers import batch_norm, conv_bn, scaled_logits
+
+WHITENING_EPSILON = 5e-4
 
 
 def airbench(input_shape, num_classes, sync_batch_norm=False, width=1.0):
@@ -16,10 +26,86 @@ def airbench(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     inputs = keras.Input(input_shape)
     x = keras.layers.Conv2D(24, 2, padding="valid", use_bias=True)(inputs)
     x = keras.layers.Activation("gelu")(x)
-    for channels in (round(64 * width), round(256 * width), round(256 * width)):
+    for channels in _widths(width):
         x = keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
         x = keras.layers.MaxPooling2D()(x)
         x = keras.layers.Activation("gelu")(batch_norm(sync_batch_norm)(x))
         x = conv_bn(x, channels, sync_batch_norm, activation="gelu")
     x = keras.layers.GlobalMaxPooling2D()(x)
     return keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench")
+
+
+def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0):
+    """airbench with a whitening stem (call `whiten_from_data` before training), dirac-initialised convolutions
+    and scale-free BatchNorm; `width` scales the blocks' channels (1.0: 64-256-256)."""
+
+    def norm(x):
+        return keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False,
+                                               synchronized=sync_batch_norm)(x)  # fmt: skip
+
+    def conv(x, channels):
+        return keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
+
+    inputs = keras.Input(input_shape)
+    stem_channels = 2 * input_shape[-1] * 2 * 2  # each whitening filter and its negative
+    x = keras.layers.Conv2D(stem_channels, 2, padding="valid", use_bias=False, trainable=False, name="whiten")(inputs)
+    x = keras.layers.Activation("gelu")(Bias(name="whiten_bias")(x))
+    for channels in _widths(width):
+        x = keras.layers.MaxPooling2D()(conv(x, channels))
+        x = keras.layers.Activation("gelu")(norm(x))
+        x = keras.layers.Activation("gelu")(norm(conv(x, channels)))
+    x = keras.layers.GlobalMaxPooling2D()(x)
+    model = keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench94")
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3):
+            _dirac(layer.kernel)
+    return model
+
+
+def whiten_from_data(model, images, num_images=5000):
+    """Sets the model's `whiten` layer (if it has one) from the 2x2 patches of the first `num_images` normalised
+    training images: its outputs are then decorrelated, with unit variance, on that data. Returns whether it did."""
+    try:
+        layer = model.get_layer("whiten")
+    except ValueError:
+        return False
+    height, width, channels, _ = layer.kernel.shape
+    covariance, count = np.zeros((height * width * channels,) * 2), 0
+    for start in range(0, min(num_images, len(images)), 500):  # 500 images' patches at a time: bounded memory
+        chunk = np.asarray(images[start : min(start + 500, num_images)], np.float64)
+        patches = np.lib.stride_tricks.sliding_window_view(chunk, (height, width), axis=(1, 2))  # N,H',W',C,h,w
+        patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, height * width * channels)  # the kernel's h,w,c
+        covariance, count = covariance + patches.T @ patches, count + len(patches)
+    eigenvalues, eigenvectors = np.linalg.eigh(covariance / count)
+    filters = eigenvectors[:, ::-1] / np.sqrt(eigenvalues[::-1] + WHITENING_EPSILON)  # strongest first
+    kernel = np.concatenate([filters, -filters], axis=1).reshape(height, width, channels, -1)
+    layer.kernel.assign(kernel.astype(np.float32))
+    return True
+
+
+@keras.saving.register_keras_serializable(package="onecycle")
+class Bias(keras.layers.Layer):
+    """A trainable per-channel bias (the whitening stem's, which is trained while its kernel stays frozen).
+
+    A saved model holding it loads once `models` is imported (which registers it with Keras)."""
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(shape=(input_shape[-1],), initializer="zeros", name="bias")
+
+    def call(self, x):
+        return x + keras.ops.cast(self.bias, x.dtype)
+
+
+def _dirac(kernel):
+    """Makes the first min(in, out) filters of a 3x3 kernel identities (airbench's implicit residual: each starts
+    by passing its own input channel through); the others keep their initial values."""
+    values = keras.ops.convert_to_numpy(kernel)
+    height, width, inputs, outputs = values.shape
+    values[:, :, :, : min(inputs, outputs)] = 0.0
+    for channel in range(min(inputs, outputs)):
+        values[height // 2, width // 2, channel, channel] = 1.0
+    kernel.assign(values)
+
+
+def _widths(width):
+    return round(64 * width), round(256 * width), round(256 * width)

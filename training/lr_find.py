@@ -19,6 +19,7 @@ from absl import logging
 import input_pipeline
 import models
 from configs.base import ConfigError
+from models.airbench import whiten_from_data
 from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
 from training import report, steps, trainer
 from training.strategy import create_strategy, is_chief
@@ -50,6 +51,7 @@ def _sweep(config, workdir, strategy):
                                     config.width)  # fmt: skip
         optimizer = trainer.create_optimizer(config, plan, model, schedule=sweep, momentum=config.base_momentum)
         optimizer.build(model.trainable_variables)
+        whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy())
     train_data = input_pipeline.train_dataset(
         strategy, data, config.batch_size, config.seed,
         augmentation=trainer.input_augmentation(config),

@@ -20,6 +20,7 @@ import input_pipeline
 import models
 import onecycle
 from configs.base import ConfigError
+from models.airbench import whiten_from_data
 from training import checkpoints, export, faults, report, steps
 from training import workdir as workdir_lib
 from training.strategy import STRATEGIES, create_strategy, is_chief, task_id
@@ -80,6 +81,8 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
         optimizer = create_optimizer(config, plan, model)
         optimizer.build(model.trainable_variables)
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
+        if whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy()):
+            logging.info("whitening stem set from the first 5000 training images")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed,
                                      timers=clock.carried)  # fmt: skip
     checkpoints.remove_stale_temporaries(checkpoint_dir)
