@@ -58,7 +58,7 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
     if feed == "pipeline":
         dataset = input_pipeline.train_dataset(strategy, data, config.batch_size, 0, augmentation=config.augmentation)
     elif feed == "device":  # the training set on the device: each batch gathered and augmented in the step
-        resident = trainer.resident_training_set(strategy, data, config)
+        resident = trainer.ResidentTrainingSet(strategy, data, config)
         dataset = None
     else:  # the limit: one normalised batch, already in memory, served again and again
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
@@ -69,6 +69,8 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
     source = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
+        if resident:
+            resident.refresh(source.numpy())
         train_loop(source, tf.constant(num_steps))
         if resident:
             source.assign_add(num_steps)

@@ -2,6 +2,7 @@
 
 from input_pipeline.augmentations import Augmentation, augment
 from input_pipeline.pipeline import (
+    epoch_order,
     eval_dataset,
     normalise,
     per_replica_batch_size,
@@ -16,6 +17,7 @@ __all__ = [
     "Data",
     "DatasetError",
     "augment",
+    "epoch_order",
     "check_source",
     "eval_dataset",
     "load",

@@ -48,16 +48,18 @@ def epoch_order(num_examples, seed, epoch):
     return tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=[seed, epoch])
 
 
-def resident_batch(images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation):
+def resident_batch(images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation, order=None):
     """Replica `replica`'s batch of global step `step`, gathered from the whole training set held in `images` and
     `labels` (tensors on the replica's device): the same examples, normalisation and augmentation as
-    `train_dataset` gives that replica at that step, computed inside the training step from (seed, step)."""
+    `train_dataset` gives that replica at that step, computed inside the training step from (seed, step).
+    `order`: the step's epoch's `epoch_order`, if the caller has it cached (else it is computed here)."""
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     step, replica = tf.cast(step, tf.int64), tf.cast(replica, tf.int64)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     epoch, position = step // epoch_steps, step % epoch_steps
     start = position * global_batch + replica * per_replica
-    indices = tf.slice(epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch), [start], [per_replica])
+    order = epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch) if order is None else order
+    indices = tf.slice(order, [start], [per_replica])
     batch = normalise(tf.gather(images, indices), data)
     if augmentation is not None:
         batch = augment(batch, tf.stack([tf.constant(seed, tf.int64), step * num_replicas + replica]), augmentation)

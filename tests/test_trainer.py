@@ -310,3 +310,36 @@ def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypat
     assert any(m.startswith("compiled and ran the first step in") for m in messages)
     progress = [m.split("/")[0] for m in messages if m.startswith("step ") and "loss" not in m]
     assert progress == ["step 2", "step 3", "step 4"]  # steps 1..4 by time (1: the compiling call); 5 is logged
+
+
+def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
+    import input_pipeline
+
+    data = input_pipeline.load("quickstart")
+    config = tiny_config(batch_size=2000, lr_reference_batch=2000, seed=3, data_on_device=True)  # augmented in the set
+    resident = trainer.ResidentTrainingSet(tf.distribute.get_strategy(), data, config)
+    for step in (0, 4, 5, 7):  # 5 steps an epoch
+        expected = input_pipeline.resident_batch(tf.constant(data.train_images), tf.constant(data.train_labels), data,
+                                                 2000, 1, 3, step, 0, config.augmentation)  # fmt: skip
+        for refreshed_at in (None, 0, step, 9):  # never, the first epoch, this step's, a later one
+            if refreshed_at is not None:
+                resident.refresh(refreshed_at)
+            images, labels = resident.batch(tf.constant(step, tf.int64), 0)
+            np.testing.assert_array_equal(images.numpy(), expected[0].numpy())
+            np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
+
+
+def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_replicas):
+    import input_pipeline
+
+    data = input_pipeline.load("synthetic", synthetic_examples=512)
+    resident = trainer.ResidentTrainingSet(two_replicas, data, tiny_config(batch_size=64, data_on_device=True))
+    copies = [two_replicas.experimental_local_results(v) for v in (resident.images, resident.labels)]
+    for values in copies:
+        assert [c.device.split(":")[-1] for c in values] == ["0", "1"]  # one copy on each replica's device
+        np.testing.assert_array_equal(values[0].numpy(), values[1].numpy())
+    images, labels = copies[0][0].numpy(), copies[1][0].numpy()
+    assert images.shape == data.train_images.shape and images.dtype == np.uint8 and 100 < images.mean() < 155
+    assert labels.min() >= 0 and labels.max() < data.num_classes and not np.array_equal(images, data.train_images)
+    config = tiny_config(dataset="synthetic", data_on_device=True, stop_at_step=3)
+    assert trainer.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)["steps"] == 3

@@ -51,8 +51,8 @@ def predict_logits(model, images, flip=False):
 def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None):
     """Returns (train_loop(source, num_steps), eval_loop(iterator, num_steps), train_sums, eval_sums).
 
-    `source` is an iterator over the distributed training dataset, or, with `resident` (a function of (global
-    step, replica) giving that replica's batch from data held on the device), the global step of the first batch.
+    `source` is an iterator over the distributed training dataset, or, with `resident` (whose `batch(global step,
+    replica)` gives that replica's batch from data held on the device), the global step of the first batch.
     """
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction=None
@@ -94,7 +94,7 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
         eval_sums.add(per_example_loss(labels, logits), logits, labels, weights)
 
     def resident_train_step(step):
-        images, labels = resident(step, tf.distribute.get_replica_context().replica_id_in_sync_group)
+        images, labels = resident.batch(step, tf.distribute.get_replica_context().replica_id_in_sync_group)
         train_step(images, labels)
 
     @tf.function

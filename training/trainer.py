@@ -94,7 +94,7 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
     log = report.RunLog(os.path.join(workdir, "history.jsonl"), chief, step)
 
     if config.data_on_device:  # each call reads its first batch's global step from batches_consumed
-        resident, source = resident_training_set(strategy, data, config), batches_consumed
+        resident, source = ResidentTrainingSet(strategy, data, config), batches_consumed
     else:
         resident, source = None, iter(input_pipeline.train_dataset(
             strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
@@ -159,6 +159,8 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
         while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
             # The first call of a process is one step, so that its time is compilation plus one step's worth.
             num_steps = 1 if clock.first_call_seconds is None else min(steps_to_next(step, config, plan), end - step)
+            if resident:
+                resident.refresh(batches_consumed.numpy())
             if clock.first_call_seconds is None:
                 logging.info("compiling the training step (%s); the first call runs one step",
                              "tracing and XLA" if config.jit_compile else "tracing")  # fmt: skip
@@ -221,19 +223,60 @@ def input_augmentation(config):
     return None if config.augment_on_device else config.augmentation
 
 
-def resident_training_set(strategy, data, config):
-    """The training set as variables on every replica's device, and the function that cuts a replica's batch of
-    a global step from them inside the compiled step (`input_pipeline.resident_batch`: the tf.data path's batch)."""
-    with strategy.scope():
-        images = tf.Variable(data.train_images, trainable=False, name="resident_images")
-        labels = tf.Variable(data.train_labels, trainable=False, name="resident_labels")
-    num_replicas = strategy.num_replicas_in_sync
+class ResidentTrainingSet:
+    """The training set as variables on every replica's device; `batch(step, replica)` cuts a replica's batch of
+    a global step from them inside the compiled step (`input_pipeline.resident_batch`: the tf.data path's batch).
 
-    def batch(step, replica):
-        return input_pipeline.resident_batch(images, labels, data, config.batch_size, num_replicas, config.seed,
-                                             step, replica, input_augmentation(config))  # fmt: skip
+    The epoch's order of the examples is cached on the device too: `refresh(step)`, called on the host before
+    each call into the loop, sets it for the epoch of `step`. A step of another epoch (a call that crosses an
+    epoch's end) computes its own order instead, so the batches never depend on when the cache was refreshed.
 
-    return batch
+    A synthetic training set (throughput trials) is generated on the device from the seed, never copied from the
+    host: random images and labels like the host's synthetic set, but not the same values.
+    """
+
+    def __init__(self, strategy, data, config):
+        self.data, self.config, self.num_replicas = data, config, strategy.num_replicas_in_sync
+        self.steps_per_epoch = input_pipeline.steps_per_epoch(data.num_train, config.batch_size)
+        images, labels = (
+            _synthetic_on_device(data, config.seed) if data.synthetic else (data.train_images, data.train_labels)
+        )
+        with strategy.scope():
+            self.images = tf.Variable(images, trainable=False, name="resident_images", dtype=tf.uint8)
+            self.labels = tf.Variable(labels, trainable=False, name="resident_labels", dtype=tf.int32)
+            self.order = tf.Variable(tf.zeros([data.num_train], tf.int32), trainable=False, name="epoch_order")
+            self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False, name="epoch_of_order")
+
+    def refresh(self, step):
+        epoch = int(step) // self.steps_per_epoch
+        if epoch != int(self.order_epoch.numpy()):
+            self.order.assign(input_pipeline.epoch_order(self.data.num_train, self.config.seed, epoch))
+            self.order_epoch.assign(epoch)
+
+    def batch(self, step, replica):
+        epoch = tf.cast(step, tf.int64) // self.steps_per_epoch
+        order = tf.cond(
+            tf.equal(epoch, self.order_epoch),
+            lambda: tf.convert_to_tensor(self.order),
+            lambda: input_pipeline.epoch_order(self.data.num_train, tf.constant(self.config.seed, tf.int64), epoch),
+        )
+        return input_pipeline.resident_batch(self.images, self.labels, self.data, self.config.batch_size,
+                                             self.num_replicas, self.config.seed, step, replica,
+                                             input_augmentation(self.config), order=order)  # fmt: skip
+
+
+def _synthetic_on_device(data, seed):
+    """Initial values, as functions that run where the variables are made, for random images and labels of the
+    synthetic training set's shapes."""
+    seed = tf.constant([seed, 0], tf.int64)
+
+    def images():
+        return tf.cast(tf.random.stateless_uniform(data.train_images.shape, seed, maxval=256, dtype=tf.int32), tf.uint8)
+
+    def labels():
+        return tf.random.stateless_uniform(data.train_labels.shape, seed + 1, maxval=data.num_classes, dtype=tf.int32)
+
+    return images, labels
 
 
 def swap_in_ema_weights(optimizer):
