@@ -156,8 +156,9 @@ def regime_rows(regime, config, data, windows, steps):
     limit = training_variant("limit: compiled step, batch in memory", config, data, "memory")
     ours = training_variant("ours: loop + pipeline + 1Cycle", config, data)
     resident = training_variant("ours, data on device", config, data, "device")
-    bare = training_variant("ours without augmentation", dataclasses.replace(config, augmentation=NO_AUGMENTATION),
-                            data)  # fmt: skip
+    unaugmented = dataclasses.replace(config, augmentation=NO_AUGMENTATION)
+    bare = training_variant("ours without augmentation", unaugmented, data)
+    bare_resident = training_variant("ours, data on device, without augmentation", unaugmented, data, "device")
     xla = training_variant(f"ours, jit_compile={not config.jit_compile}",
                            dataclasses.replace(config, jit_compile=not config.jit_compile), data)  # fmt: skip
     constant = training_variant(
@@ -172,7 +173,8 @@ def regime_rows(regime, config, data, windows, steps):
                          [HostOneCycle(onecycle.OneCycle(peak, 2 * LATE_STEP), 2 * LATE_STEP)])  # fmt: skip
     keras_xla = keras_variant("keras fit(jit_compile=True)", config, data, ours_input, jit_compile=True)
     pipeline = pipeline_variant(config, data)
-    alternate([limit, ours, resident, bare, xla, constant, naive, host, keras_xla, *adam.values()], windows, steps)
+    variants = [limit, ours, resident, bare, bare_resident, xla, constant, naive, host, keras_xla, *adam.values()]
+    alternate(variants, windows, steps)
     alternate([pipeline], windows, steps * 4)
     compute = regime == "compute"
     return [
@@ -180,6 +182,7 @@ def regime_rows(regime, config, data, windows, steps):
         (regime, ours, limit, 0.97),
         (regime, resident, limit, None),
         (regime, bare, limit, None),
+        (regime, bare_resident, limit, None),
         (regime, xla, ours, None),
         (regime, ours, constant, 0.99),
         (regime, ours, naive, 1.0 if compute else 1.5),

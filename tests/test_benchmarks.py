@@ -16,13 +16,13 @@ def test_step_benchmark_smoke_run_prints_every_row():
     names = [row.split(" | ")[1] for row in rows]
     assert names == [
         "limit: compiled step, batch in memory", "ours: loop + pipeline + 1Cycle", "ours, data on device",
-        "ours without augmentation",
+        "ours without augmentation", "ours, data on device, without augmentation",
         "ours, jit_compile=True", "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle",
         "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle", "onecycle.Adam @ step 0",
         "onecycle.Adam @ step 1,000,000", "input pipeline alone",
     ]  # fmt: skip
     references = [row.split(" | ")[3] for row in rows]
-    assert references[6:9] == ["keras fit: naive input, constant lr", "keras fit + host-callback 1Cycle",
+    assert references[7:10] == ["keras fit: naive input, constant lr", "keras fit + host-callback 1Cycle",
                                "keras fit(jit_compile=True)"]  # fmt: skip
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)  # every ratio was measured
 
