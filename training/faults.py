@@ -30,16 +30,17 @@ class RunInterrupted(Exception):
 class Preemption:
     """Watches for SIGTERM (what SLURM, Kubernetes and cloud pre-emption send) and SIGINT (Ctrl-C).
 
-    `save_if_preempted(save)` is called after every call into the compiled loop, on every worker. On one process
+    `save_if_preempted(step)` is called after every call into the compiled loop, on every worker. On one process
     it saves at once; across workers TensorFlow's `PreemptionCheckpointHandler` agrees on the call after which
     all of them save (the one after the call in flight when the first signal came), so their checkpoints match.
-    Either way it then raises `RunInterrupted`. A second Ctrl-C interrupts at once.
+    Either way the save is the trainer's own `save(step)` (its checks and clocks included), and then
+    `RunInterrupted` is raised. A second Ctrl-C interrupts at once.
     """
 
-    def __init__(self, strategy, manager, carry):
+    def __init__(self, strategy, manager, save):
         self.manager = manager
         self.signalled = threading.Event()
-        self._carry = carry  # puts what the checkpoint must carry (the clocks) into its variables
+        self._save = save
         self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         self._handler = None
         resolver = getattr(strategy, "cluster_resolver", None)
@@ -49,6 +50,7 @@ class Preemption:
                 resolver, manager,
                 termination_config=tf.distribute.experimental.TerminationConfig(
                     termination_watcher_fn=self.signalled.is_set, exit_fn=self._exit, grace_period=0,
+                    save_fn=lambda checkpoint_number: save(checkpoint_number),
                 ),
             )  # fmt: skip
         self._step = None
@@ -63,11 +65,9 @@ class Preemption:
     def save_if_preempted(self, step):
         self._step = step
         if self._handler is not None:
-            self._carry()
             self._handler.save_checkpoint_if_preempted(checkpoint_number=step)
         elif self.signalled.is_set():
-            self._carry()
-            self.manager.save(checkpoint_number=step)
+            self._save(step)
             self._exit()
 
     def _exit(self):

@@ -154,7 +154,7 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
         clock.carry()
         checkpoints.save(manager, step)
 
-    preemption = faults.Preemption(strategy, manager, clock.carry)
+    preemption = faults.Preemption(strategy, manager, save)
     try:
         while step < end and not (config.stop_at_target and log.crossing(config.target_accuracy)):
             # The first call of a process is one step, so that its time is compilation plus one step's worth.
