@@ -22,7 +22,6 @@ if "--tf_logs" not in sys.argv:  # TensorFlow's C++ start-up lines (CUDA probing
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-import configs.base  # noqa: E402
 from configs import fields  # noqa: E402
 from configs.base import Config, ConfigError  # noqa: E402
 from input_pipeline import DatasetError  # noqa: E402
@@ -36,7 +35,7 @@ from trial.preview import preview_schedule  # noqa: E402
 
 # Config files are found relative to the working directory, else to the project (so `--config=configs/x.py`
 # works from anywhere, and from an installed wheel).
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(configs.base.__file__)))
+PROJECT = os.path.dirname(os.path.abspath(__file__))  # beside configs/, in a clone as in an installed wheel
 # What a user can fix: ended with the message alone (exit code 2). Anything else is a bug and keeps its traceback.
 USER_ERRORS = (ConfigError, DatasetError, WorkdirError, CheckpointError)
 
