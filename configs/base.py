@@ -49,6 +49,10 @@ class Config:
     download: bool = False  # let tfds download a dataset missing from data_dir
     skip_bad_images: bool = False  # image_folder: skip (and count) undecodable files instead of stopping at one
     image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
+    # "auto": hold the dataset in memory if its uint8 images at image_size take at most max_in_memory_gib, else
+    # read it from disk by index with ImageNet-style crops (tfds ArrayRecord or image folders); "memory" or "disk"
+    input_path: str = "auto"
+    max_in_memory_gib: float = 8.0  # "auto"'s threshold, training and evaluation sets together
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
     # Keep the whole uint8 training set on each replica's device and gather, normalise and augment every batch

@@ -1,4 +1,5 @@
-"""Datasets in memory -> per-replica batches: tfds, image folders, the offline quick-start set, synthetic data."""
+"""Datasets -> per-replica batches: tfds, image folders, the offline quick-start set, synthetic data; held in memory
+or, when larger, read from disk by index."""
 
 from input_pipeline.augmentations import Augmentation, augment
 from input_pipeline.pipeline import (
@@ -10,12 +11,16 @@ from input_pipeline.pipeline import (
     steps_per_epoch,
     train_dataset,
 )
-from input_pipeline.sources import Data, DatasetError, check_source, load
+from input_pipeline.records import DiskData
+from input_pipeline.sources import INPUT_PATHS, Data, DatasetError, Placement, check_source, load
 
 __all__ = [
     "Augmentation",
     "Data",
     "DatasetError",
+    "DiskData",
+    "INPUT_PATHS",
+    "Placement",
     "augment",
     "epoch_order",
     "check_source",

@@ -1,4 +1,5 @@
-"""Per-replica training and evaluation batches from a `Data` in memory, distributed with tf.distribute.
+"""Per-replica training and evaluation batches, distributed with tf.distribute, from a dataset in memory (`Data`)
+or read from disk by index (`records.DiskData`).
 
 Training epochs are index permutations: epoch e's order is `stateless_shuffle(range(N), seed=[seed, e])`, cut into
 `steps_per_epoch` global batches (the remainder N mod global_batch is dropped, a different part each epoch), and
@@ -6,19 +7,26 @@ each global batch into one slice per replica. Each worker's input pipeline takes
 so every example appears once per epoch across all replicas. Because the order is a function of (seed, epoch),
 a run resumed at step k starts mid-epoch by slicing that index list: nothing consumed is read again.
 
-Images are gathered a batch at a time, normalised, and augmented batch-wise in the graph (or, with
-`augmentation=None`, left for the trainer to augment on the accelerator). With the training set resident on the
+Images are gathered a batch at a time (from memory, or read from disk and cropped: records.py), normalised, and
+augmented batch-wise in the graph (or, with `augmentation=None`, left for the trainer to augment on the
+accelerator). With the training set resident on the
 accelerator, `resident_batch` computes the same batch inside the training step from (seed, step, replica).
 Evaluation pads the last global batch with weight-0 examples, so each evaluation image counts exactly once
 whatever the batch and replica count.
+
+Host memory, read from disk: at most one batch per core in each parallel stage (tf.data's autotuner runs no more
+calls than cores), plus `PREFETCH_STEPS` steps of prefetched batches, plus the epoch's index list (4 bytes an
+example); it does not grow with the dataset or the run.
 """
 
 import tensorflow as tf
 
+from input_pipeline import records
 from input_pipeline.augmentations import augment
 from input_pipeline.sources import DatasetError
 
 _FOREVER = 2**62
+PREFETCH_STEPS = 2  # steps of batches a worker's pipeline keeps ready, when it reads from disk
 
 
 def per_replica_batch_size(global_batch, num_replicas):
@@ -75,7 +83,7 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     first_epoch, skipped_steps = divmod(start_step, epoch_steps)
-    images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
+    examples = _examples(data, "train")
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
@@ -91,14 +99,16 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
             return tf.data.Dataset.from_tensor_slices((tf.fill([local_replicas], step), replicas, indices))
 
         def load(step, replica, indices):
-            batch = normalise(tf.gather(images, indices), data)
+            batch_seed = tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica])
+            images, labels = examples(indices, batch_seed)
+            batch = normalise(images, data)
             if augmentation is not None:
-                batch = augment(batch, tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica]), augmentation)
-            return batch, tf.gather(labels, indices)
+                batch = augment(batch, batch_seed, augmentation)
+            return batch, labels
 
         dataset = tf.data.Dataset.range(first_epoch, _FOREVER).flat_map(epoch_batches).skip(skipped_steps)
         dataset = dataset.flat_map(replica_batches).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return dataset.prefetch(_prefetched(data, local_replicas))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -108,7 +118,7 @@ def eval_dataset(strategy, data, global_batch):
     num_replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     num_steps = -(-data.num_eval // global_batch)
-    images, labels = tf.constant(data.eval_images), tf.constant(data.eval_labels)
+    examples = _examples(data, "eval")
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
@@ -117,12 +127,35 @@ def eval_dataset(strategy, data, global_batch):
 
         def load(position):
             weights = tf.cast(position < data.num_eval, tf.float32)
-            indices = tf.minimum(position, data.num_eval - 1)
-            return normalise(tf.gather(images, indices), data), tf.gather(labels, indices), weights
+            images, labels = examples(tf.minimum(position, data.num_eval - 1), None)
+            return normalise(images, data), labels, weights
 
-        return tf.data.Dataset.from_tensor_slices(positions).map(load).prefetch(tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.from_tensor_slices(positions).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(_prefetched(data, local_replicas))
 
     return strategy.distribute_datasets_from_function(dataset_fn), num_steps
+
+
+def _examples(data, split):
+    """`examples(indices, batch_seed)` -> (uint8 images, int32 labels) of `split` ("train" or "eval"): gathered
+    from memory, or read from disk and cropped (randomly for training, seeded by the batch's seed)."""
+    if isinstance(data, records.DiskData):
+        source = data.train if split == "train" else data.eval
+
+        def crop(batch_seed):
+            if split == "train":
+                return records.training_crop(data.image_size, batch_seed)
+            return records.evaluation_crop(data.image_size)
+
+        return lambda indices, batch_seed: records.decoded(source, indices, crop(batch_seed), data.image_size)
+    arrays = (data.train_images, data.train_labels) if split == "train" else (data.eval_images, data.eval_labels)
+    images, labels = (tf.constant(array) for array in arrays)
+    return lambda indices, batch_seed: (tf.gather(images, indices), tf.gather(labels, indices))
+
+
+def _prefetched(data, local_replicas):
+    """Batches to prefetch: PREFETCH_STEPS steps' when read from disk (a stated bound); in memory, autotuned."""
+    return PREFETCH_STEPS * local_replicas if isinstance(data, records.DiskData) else tf.data.AUTOTUNE
 
 
 def _local_replicas(context, num_replicas):

@@ -1,8 +1,12 @@
-"""Where examples come from: tfds, a folder of class sub-folders, the offline quick-start set, or synthetic data.
+"""Where examples come from: tfds, a folder of class sub-folders, the offline quick-start set, or synthetic data,
+and whether they are held in memory or read from disk.
 
-Every source is loaded once into memory as uint8 images and int32 labels (a `Data`), with the per-channel
-statistics used to normalise it kept beside it. In memory, the training pipeline can cut any epoch at any step
-without re-reading (see pipeline.py); datasets of CIFAR's and the quick-start set's size take a few hundred MB.
+A dataset that fits (`input_path="auto"`: its uint8 images at the configured size take at most
+`max_in_memory_gib`) is loaded once into memory as uint8 images and int32 labels (a `Data`); CIFAR and the
+quick-start set take a few hundred MB. A larger one is read from disk by example index as training goes
+(a `records.DiskData`: tfds datasets stored as ArrayRecord, and image folders), decoded and cropped to the
+configured size. Either way the per-channel statistics used to normalise it are kept beside it, and the pipeline
+cuts any epoch at any step the same way (pipeline.py).
 """
 
 import dataclasses
@@ -14,7 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
-from input_pipeline import quickstart
+from input_pipeline import crops, quickstart, records
 
 # Per-channel mean and standard deviation on the 0-255 scale, computed over each training split.
 CIFAR10_STATS = ((125.307, 122.961, 113.8575), (62.9932, 62.0887, 66.7048))
@@ -23,7 +27,8 @@ IMAGENET_STATS = ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
 TFDS_STATS = {"cifar10": CIFAR10_STATS, "cifar100": CIFAR100_STATS}
 
 QUICKSTART_SIZES = (10_000, 2_000)
-MAX_IN_MEMORY_BYTES = 8 * 2**30
+INPUT_PATHS = ("auto", "memory", "disk")
+GENERATED = ("quickstart", "quickstart_hard", "synthetic")
 
 
 class DatasetError(ValueError):
@@ -43,6 +48,7 @@ class Data:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     synthetic: bool = False
+    in_memory = True
 
     @property
     def image_shape(self):
@@ -57,32 +63,60 @@ class Data:
         return len(self.eval_labels)
 
 
-def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False):
-    """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name.
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """Where a dataset's examples are held during training: "memory" or "disk", and why (for the log)."""
+
+    where: str
+    reason: str
+
+
+def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False,
+         input_path="auto", max_in_memory_gib=8.0):  # fmt: skip
+    """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name,
+    into memory (a `Data`) or as a dataset read from disk (a `records.DiskData`), as `check_source` places it.
 
     Args:
         data_dir: the tfds data directory, or the image folder's root (holding train/ and test/).
         download: let tfds download and prepare a dataset missing from `data_dir`. Off by default: a missing
             dataset is an error that says how to prepare it, never a wait on the network.
-        image_size: (height, width) to resize to; needed for image folders and for tfds datasets whose images
-            vary in size; `None` keeps the native size.
+        image_size: (height, width) to resize to; needed for image folders, for tfds datasets whose images
+            vary in size, and for datasets read from disk (the size their crops are resized to); `None` keeps
+            the native size.
         seed: the quick-start and synthetic sets' generator seed.
         skip_bad_images: an image folder's undecodable files are skipped and counted, not an error.
+        input_path, max_in_memory_gib: see `check_source`.
     """
-    check_source(name, data_dir, download, image_size)
+    placement = check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib)
+    logging.info("input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index",
+                 placement.reason)  # fmt: skip
     if name in ("quickstart", "quickstart_hard"):
         return _quickstart(name, seed)
     if name == "synthetic":
         return _synthetic(image_size or (32, 32), synthetic_examples, seed)
     if name == "image_folder":
+        if placement.where == "disk":
+            return _image_folder_on_disk(data_dir, image_size, skip_bad_images)
         return _image_folder(data_dir, image_size, skip_bad_images)
+    if placement.where == "disk":
+        return _tfds_on_disk(name, data_dir, image_size)
     return _tfds(name, data_dir, download, image_size)
 
 
-def check_source(name, data_dir=None, download=False, image_size=None):
-    """Raises `DatasetError` if `load` would fail to find the dataset: seconds, before anything is read."""
-    if name in ("quickstart", "quickstart_hard", "synthetic"):
-        return
+def check_source(name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0):
+    """The `Placement` of the dataset, or a `DatasetError` if `load` would fail to find or place it: seconds,
+    before anything is read.
+
+    input_path: "memory", "disk", or "auto": in memory if its uint8 images at `image_size` take at most
+    `max_in_memory_gib` GiB (training and evaluation sets together), else read from disk.
+    """
+    if input_path not in INPUT_PATHS:
+        raise DatasetError(f"--config.input_path={input_path!r} is not one of {INPUT_PATHS}")
+    if name in GENERATED:
+        if input_path == "disk":
+            raise DatasetError(f"--config.dataset={name} is generated in memory: there is no file to read; use "
+                               "--config.input_path=auto or memory")  # fmt: skip
+        return Placement("memory", f"{name} is generated in memory")
     if name == "image_folder":
         if not data_dir or not (pathlib.Path(data_dir) / "train").is_dir():
             raise DatasetError(
@@ -91,8 +125,55 @@ def check_source(name, data_dir=None, download=False, image_size=None):
             )
         if image_size is None:
             raise DatasetError("image_folder needs --config.image_size=height,width: its images are resized to it")
-        return
-    _prepared_builder(name, data_dir, download)
+        root = pathlib.Path(data_dir)
+        num_examples = sum(len(files) for split in ("train", "test") for files in _image_files(root / split)[1])
+        return _placement(f"{num_examples} images in {data_dir}", num_examples * int(np.prod(image_size)) * 3,
+                          input_path, max_in_memory_gib)  # fmt: skip
+    builder = _prepared_builder(name, data_dir, download)
+    features = builder.info.features
+    if "image" not in features or "label" not in features:
+        raise DatasetError(f"tfds dataset {name!r} has no 'image'/'label' features: {list(features)}")
+    shape = tuple(image_size) + features["image"].shape[-1:] if image_size else features["image"].shape
+    if None in shape:
+        raise DatasetError(
+            f"tfds dataset {name!r} has images of varying size {shape}: set --config.image_size=height,width"
+        )
+    splits = builder.info.splits
+    num_examples = sum(splits[s].num_examples for s in ("train", _eval_split(builder)))
+    placement = _placement(f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path,
+                           max_in_memory_gib)  # fmt: skip
+    if placement.where == "disk":
+        _check_readable_by_index(builder, name, image_size)
+    return placement
+
+
+def _placement(what, nbytes, input_path, max_in_memory_gib):
+    amount = f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+    size = f"{what} take {amount} as uint8"
+    if input_path != "auto":
+        return Placement(input_path, f"as --config.input_path={input_path} asks ({size})")
+    if nbytes <= max_in_memory_gib * 2**30:
+        return Placement("memory", f"{size}, within --config.max_in_memory_gib={max_in_memory_gib:g}")
+    return Placement("disk", f"{size}, over --config.max_in_memory_gib={max_in_memory_gib:g}")
+
+
+def _check_readable_by_index(builder, name, image_size):
+    name = builder.info.full_name
+    if image_size is None:
+        raise DatasetError(f"{name} is read from disk and cropped to --config.image_size=height,width: set it "
+                           "(e.g. --config.image_size=224,224)")  # fmt: skip
+    if not builder.is_prepared():
+        raise DatasetError(f"{name} is to be read from disk but is not prepared in {builder.data_dir}: prepare it "
+                           "first (BUILD.md, 'Input: in memory or from disk')")  # fmt: skip
+    if not _stored_as_array_record(builder):
+        file_format = builder.info.file_format
+        raise DatasetError(
+            f"{name} in {builder.data_dir} is stored as {file_format.value if file_format else 'tfrecord'}, which "
+            'cannot be read by index: prepare it as ArrayRecord in another data dir, python -c "import '
+            f"tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='/data/tfds_ar', "
+            "file_format='array_record').download_and_prepare()\", and pass --config.data_dir=/data/tfds_ar; or "
+            "hold it in memory with --config.input_path=memory if it fits"
+        )
 
 
 def _quickstart(name, seed):
@@ -117,6 +198,35 @@ def _synthetic(image_size, num_examples, seed):
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 
 
+def _image_files(folder, class_names=None):
+    """(class names, sorted image files of each class) of folder/<class>/; classes in sorted order unless given.
+    A class folder without images is an error."""
+    class_names = class_names or sorted(d.name for d in folder.iterdir() if d.is_dir())
+    files = []
+    for name in class_names:
+        files.append(sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
+        if not files[-1]:
+            raise DatasetError(
+                f"image_folder: class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}): "
+                "add some or remove the folder"
+            )
+    return class_names, files
+
+
+def _bad_image(path, reason, skip_bad_images, skipped):
+    """Records an unusable image file when `skip_bad_images`, else raises the error that names it."""
+    if not skip_bad_images:
+        raise DatasetError(f"image_folder: cannot decode {path} ({reason}): fix or remove it, or skip such files "
+                           "with --config.skip_bad_images=True")  # fmt: skip
+    skipped.append(str(path))
+
+
+def _warn_skipped(skipped, folder):
+    if skipped:
+        logging.warning("image_folder: skipped %d undecodable or empty files of %s, e.g. %s", len(skipped), folder,
+                        skipped[:3])  # fmt: skip
+
+
 def _image_folder(root, image_size, skip_bad_images):
     """root/train/<class>/*.jpg|png|... and root/test/<class>/..., classes in sorted order, resized to image_size.
 
@@ -126,31 +236,18 @@ def _image_folder(root, image_size, skip_bad_images):
 
     def read(split, class_names=None):
         folder = pathlib.Path(root) / split
-        class_names = class_names or sorted(d.name for d in folder.iterdir() if d.is_dir())
+        class_names, files = _image_files(folder, class_names)
         images, labels, skipped = [], [], []
-        for label, name in enumerate(class_names):
-            files = sorted(p for p in (folder / name).glob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not files:
-                raise DatasetError(
-                    f"image_folder: class folder {folder / name} has no images ({', '.join(IMAGE_SUFFIXES)}): "
-                    "add some or remove the folder"
-                )
-            for path in files:
+        for label, paths in enumerate(files):
+            for path in paths:
                 try:
                     image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
                 except tf.errors.InvalidArgumentError as error:
-                    if not skip_bad_images:
-                        raise DatasetError(
-                            f"image_folder: cannot decode {path} ({error.message.splitlines()[0]}): fix or remove "
-                            "it, or skip such files with --config.skip_bad_images=True"
-                        ) from None
-                    skipped.append(str(path))
+                    _bad_image(path, error.message.splitlines()[0], skip_bad_images, skipped)
                     continue
                 images.append(_resized(image, image_size, label)[0].numpy())
                 labels.append(label)
-        if skipped:
-            logging.warning("image_folder: skipped %d undecodable or empty files of %s, e.g. %s", len(skipped),
-                            folder, skipped[:3])  # fmt: skip
+        _warn_skipped(skipped, folder)
         return np.stack(images), np.array(labels, np.int32), class_names
 
     train_images, train_labels, class_names = read("train")
@@ -159,6 +256,34 @@ def _image_folder(root, image_size, skip_bad_images):
         pathlib.Path(root).name, train_images, train_labels, eval_images, eval_labels, len(class_names),
         *IMAGENET_STATS,
     )  # fmt: skip
+
+
+def _image_folder_on_disk(root, image_size, skip_bad_images):
+    """The image folder of `_image_folder`, read from disk by index and cropped to image_size as training goes.
+
+    Files are not decoded here (that is the point on tens of GB): empty files are found from their size and
+    named (or skipped with `skip_bad_images`); a non-empty file that cannot be decoded stops the run when it is
+    read, with TensorFlow's decoding error.
+    """
+
+    def split(name, class_names=None):
+        folder = pathlib.Path(root) / name
+        class_names, files = _image_files(folder, class_names)
+        paths, labels, skipped = [], [], []
+        for label, class_files in enumerate(files):
+            for path in class_files:
+                if path.stat().st_size == 0:
+                    _bad_image(path, "empty file", skip_bad_images, skipped)
+                    continue
+                paths.append(str(path))
+                labels.append(label)
+        _warn_skipped(skipped, folder)
+        return records.folder_split(np.array(paths), np.array(labels, np.int32), folder), class_names
+
+    train, class_names = split("train")
+    evaluation, _ = split("test", class_names)
+    return records.DiskData(pathlib.Path(root).name, train, evaluation, len(class_names), tuple(image_size),
+                            *IMAGENET_STATS)  # fmt: skip
 
 
 def _prepared_builder(name, data_dir, download):
@@ -187,28 +312,35 @@ def _tfds(name, data_dir, download, image_size):
     builder = _prepared_builder(name, data_dir, download)
     if not builder.is_prepared():
         builder.download_and_prepare()
-    features = builder.info.features
-    if "image" not in features or "label" not in features:
-        raise DatasetError(f"tfds dataset {name!r} has no 'image'/'label' features: {list(features)}")
-    eval_split = "test" if "test" in builder.info.splits else "validation"
-    shape = tuple(image_size) + features["image"].shape[-1:] if image_size else features["image"].shape
-    if None in shape:
-        raise DatasetError(
-            f"tfds dataset {name!r} has images of varying size {shape}: set --config.image_size=height,width"
-        )
-    total = sum(builder.info.splits[s].num_examples for s in ("train", eval_split)) * int(np.prod(shape))
-    if total > MAX_IN_MEMORY_BYTES:
-        raise DatasetError(
-            f"tfds dataset {name!r} needs {total / 2**30:.1f} GiB as uint8 in memory, over this template's "
-            f"{MAX_IN_MEMORY_BYTES / 2**30:.0f} GiB in-memory limit; set a smaller --config.image_size"
-        )
 
     def read(split):
-        dataset = builder.as_dataset(split=split, shuffle_files=False)
-        return _to_numpy(dataset.map(lambda example: _resized(example["image"], image_size, example["label"])))
+        if _stored_as_array_record(builder):  # tfds reads ArrayRecord by index only
+            records_split = records.tfds_split(builder, split)
+            examples = tf.data.Dataset.range(records_split.count).batch(256).map(records_split.read).unbatch()
+            decoded = examples.map(lambda encoded, label: (crops.decode(encoded), label))
+        else:
+            decoded = builder.as_dataset(split=split, shuffle_files=False).map(lambda e: (e["image"], e["label"]))
+        return _to_numpy(decoded.map(lambda image, label: _resized(image, image_size, label)))
 
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
-    return Data(name, *read("train"), *read(eval_split), features["label"].num_classes, mean, std)
+    num_classes = builder.info.features["label"].num_classes
+    return Data(name, *read("train"), *read(_eval_split(builder)), num_classes, mean, std)
+
+
+def _tfds_on_disk(name, data_dir, image_size):
+    builder = _prepared_builder(name, data_dir, download=False)
+    train, evaluation = (records.tfds_split(builder, split) for split in ("train", _eval_split(builder)))
+    mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
+    num_classes = builder.info.features["label"].num_classes
+    return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std)
+
+
+def _stored_as_array_record(builder):
+    return builder.info.file_format is not None and builder.info.file_format.value == "array_record"
+
+
+def _eval_split(builder):
+    return "test" if "test" in builder.info.splits else "validation"
 
 
 def _resized(image, image_size, label):

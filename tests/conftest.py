@@ -64,3 +64,14 @@ def cifar10_data_dir(tmp_path_factory):
             download_config=tfds.download.DownloadConfig(try_download_gcs=False)
         )
     return str(data_dir), written
+
+
+@pytest.fixture(scope="session")
+def jpegs_data_dir(tmp_path_factory):
+    """A tfds data_dir holding `benchmarks.jpegs`: 240 training and 60 evaluation JPEGs of 40-90 pixels a side, in
+    3 ArrayRecord shards, written by tfds's builder; each label is the example's number."""
+    from benchmarks import jpegs
+
+    data_dir = tmp_path_factory.mktemp("jpegs")
+    jpegs.prepare(data_dir)
+    return data_dir

@@ -33,11 +33,11 @@ def uninterrupted(tmp_path_factory):
     return workdir
 
 
-def assert_continues_exactly(workdir, uninterrupted):
+def assert_continues_exactly(workdir, uninterrupted, total=TOTAL):
     """The rerun ended where the uninterrupted run did: same steps, schedule, evaluations and weights."""
     log = (workdir / "train.log").read_text()
     summary, reference = strict_json(workdir / "summary.json"), strict_json(uninterrupted / "summary.json")
-    assert summary["status"] == "completed" and summary["steps"] == reference["steps"] == TOTAL, log[-3000:]
+    assert summary["status"] == "completed" and summary["steps"] == reference["steps"] == total, log[-3000:]
     ours, theirs = history(workdir), history(uninterrupted)
     assert [(h["kind"], h["step"]) for h in ours] == [(h["kind"], h["step"]) for h in theirs]
     for a, b in zip(ours, theirs):
@@ -60,6 +60,25 @@ def test_sigkill_anywhere_then_rerun_continues_exactly(tmp_path, uninterrupted, 
     assert resumed_at in (restored if isinstance(restored, tuple) else (restored,))
     assert not list((tmp_path / "checkpoints").glob("*_temp*"))
     assert_continues_exactly(tmp_path, uninterrupted)
+
+
+def test_sigkill_mid_epoch_reading_from_disk_then_rerun_continues_exactly(tmp_path, jpegs_data_dir):
+    """The same through the disk path (tfds ArrayRecord, random-resized crops): 4 epochs of 6 steps of 40, calls
+    of at most 3 steps, a log point every 4 steps and a checkpoint every 8; killed after the 5th call (step 11),
+    resumed at step 8, the 3rd step of the 2nd epoch."""
+    flags = ("--config.dataset=generated_jpegs", f"--config.data_dir={jpegs_data_dir}", "--config.input_path=disk",
+             "--config.image_size=32,32", "--config.batch_size=40", "--config.epochs=4", "--config.steps_per_loop=3",
+             "--config.log_every_steps=4", "--config.checkpoint_every_steps=8",
+             "--config.eval_every_epochs=2")  # fmt: skip
+    (tmp_path / "killed").mkdir()
+    (tmp_path / "uninterrupted").mkdir()
+    assert finish(start(tmp_path / "uninterrupted", *flags)) == 0
+    assert "input: read from disk by index" in (tmp_path / "uninterrupted" / "train.log").read_text()
+    assert finish(start(tmp_path / "killed", *flags, script="tests/run_with_fault.py train 5")) == -signal.SIGKILL
+    assert finish(start(tmp_path / "killed", *flags)) == 0, (tmp_path / "killed" / "train.log").read_text()[-3000:]
+    log = (tmp_path / "killed" / "train.log").read_text()
+    assert log.split("resumed from")[1].split("at step ")[1].split()[0] == "8"
+    assert_continues_exactly(tmp_path / "killed", tmp_path / "uninterrupted", total=24)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

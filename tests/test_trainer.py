@@ -343,3 +343,15 @@ def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_rep
     assert labels.min() >= 0 and labels.max() < data.num_classes and not np.array_equal(images, data.train_images)
     config = tiny_config(dataset="synthetic", data_on_device=True, stop_at_step=3)
     assert trainer.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)["steps"] == 3
+
+
+def test_a_dataset_read_from_disk_refuses_what_needs_it_in_memory(jpegs_data_dir):
+    config = Config(dataset="generated_jpegs", data_dir=str(jpegs_data_dir), image_size=(32, 32), input_path="disk")
+    assert trainer.check_data(config).where == "disk"
+    assert trainer.check_data(dataclasses.replace(config, input_path="auto")).where == "memory"
+    with pytest.raises(ConfigError, match="data_on_device holds the training set on every device, but generated_jpegs"):
+        trainer.check_data(dataclasses.replace(config, data_on_device=True))
+    with pytest.raises(ConfigError, match="airbench94 sets its whitening stem from training images in memory"):
+        trainer.check_data(dataclasses.replace(config, model="airbench94"))
+    with pytest.raises(ConfigError, match="input_path='tape' is not one of"):
+        trainer.check_config(dataclasses.replace(config, input_path="tape"))

@@ -31,6 +31,7 @@ def find_lr(config, workdir, strategy=None):
     settings = config.lr_find
     check_settings(settings)
     trainer.check_config(config)
+    trainer.check_data(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=trainer.resolve_jit_compile(config, strategy))
     with claimed(workdir, is_chief(strategy)):
@@ -42,8 +43,7 @@ def _sweep(config, workdir, strategy):
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
 
-    data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
-                               synthetic_examples=config.batch_size * 8)  # fmt: skip
+    data = trainer.load_data(config)
     plan = trainer.derive_plan(config, data, strategy)
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
     with strategy.scope():
@@ -51,7 +51,8 @@ def _sweep(config, workdir, strategy):
                                     config.width)  # fmt: skip
         optimizer = trainer.create_optimizer(config, plan, model, schedule=sweep, momentum=config.base_momentum)
         optimizer.build(model.trainable_variables)
-        whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy())
+        if data.in_memory:
+            whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy())
     train_data = input_pipeline.train_dataset(
         strategy, data, config.batch_size, config.seed,
         augmentation=trainer.input_augmentation(config),

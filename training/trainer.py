@@ -39,7 +39,7 @@ def train_and_evaluate(config, workdir, strategy=None):
     whose loss diverges writes its summary, then raises `faults.RunInterrupted`.
     """
     check_config(config)
-    input_pipeline.check_source(config.dataset, config.data_dir, config.download, config.image_size)
+    check_data(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config, strategy))
     chief = is_chief(strategy)
@@ -62,9 +62,7 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     clock = report.Clock()
-    data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
-                               synthetic_examples=config.batch_size * 8,
-                               skip_bad_images=config.skip_bad_images)  # fmt: skip
+    data = load_data(config)
     plan = derive_plan(config, data, strategy)
     logging.info("dataset %s: %d train / %d eval examples of %s%s", data.name, data.num_train, data.num_eval,
                  data.image_shape, " (SYNTHETIC)" if data.synthetic else "")  # fmt: skip
@@ -81,7 +79,7 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
         optimizer = create_optimizer(config, plan, model)
         optimizer.build(model.trainable_variables)
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
-        if whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy()):
+        if data.in_memory and whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy()):
             logging.info("whitening stem set from the first 5000 training images")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed,
                                      timers=clock.carried)  # fmt: skip
@@ -218,6 +216,28 @@ def _earlier_configs(workdir, changes):
     return {"earlier_configs": earlier + [recorded]}
 
 
+def check_data(config):
+    """The dataset's `input_pipeline.Placement` (memory or disk), or the error that stops the run before it starts."""
+    placement = input_pipeline.check_source(config.dataset, config.data_dir, config.download, config.image_size,
+                                            config.input_path, config.max_in_memory_gib)  # fmt: skip
+    if placement.where == "disk":
+        if config.data_on_device:
+            raise ConfigError(f"--config.data_on_device holds the training set on every device, but {config.dataset} "
+                              f"is read from disk ({placement.reason}): set --config.data_on_device=False, or "
+                              "--config.input_path=memory if it fits")  # fmt: skip
+        if config.model == "airbench94":
+            raise ConfigError("--config.model=airbench94 sets its whitening stem from training images in memory, "
+                              f"but {config.dataset} is read from disk: use --config.input_path=memory")  # fmt: skip
+    return placement
+
+
+def load_data(config):
+    """The config's dataset, in memory or read from disk (`check_data` says which)."""
+    return input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
+                               synthetic_examples=config.batch_size * 8, skip_bad_images=config.skip_bad_images,
+                               input_path=config.input_path, max_in_memory_gib=config.max_in_memory_gib)  # fmt: skip
+
+
 def input_augmentation(config):
     """The augmentation the input side applies: none when the training step augments on the accelerator."""
     return None if config.augment_on_device else config.augmentation
@@ -302,12 +322,12 @@ def swap_in_ema_weights(optimizer):
 def check_config(config):
     """Rejects unknown names and impossible values before anything is loaded or written."""
     choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "strategy": STRATEGIES, "model": tuple(models.MODELS),
-               "schedule": SCHEDULES}  # fmt: skip
+               "schedule": SCHEDULES, "input_path": input_pipeline.INPUT_PATHS}  # fmt: skip
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
             raise ConfigError(f"--config.{field}={getattr(config, field)!r} is not one of {allowed}")
     for field in ("batch_size", "epochs", "lr", "lr_reference_batch", "log_every_steps", "checkpoint_every_steps",
-                  "steps_per_loop"):  # fmt: skip
+                  "steps_per_loop", "max_in_memory_gib"):  # fmt: skip
         if getattr(config, field) <= 0:
             raise ConfigError(f"--config.{field} must be positive, got {getattr(config, field)}")
     if config.sync_batch_norm and config.jit_compile:

@@ -16,7 +16,7 @@ def preview_schedule(config, workdir, steps_per_epoch=None):
     """
     trainer.check_config(config)
     if steps_per_epoch is None:
-        data = input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size)
+        data = trainer.load_data(config)
         steps_per_epoch = input_pipeline.steps_per_epoch(data.num_train, config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     lrs, momenta = trainer.schedule_curves(config, total_steps)

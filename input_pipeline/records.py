@@ -1,0 +1,112 @@
+"""Datasets read from disk by example index: tfds datasets stored as ArrayRecord, and image folders.
+
+Nothing is loaded whole. A split is `count` examples and a graph function `read(indices)` that returns their
+encoded images and labels, so the pipeline keeps the in-memory path's design: an epoch is an index permutation of
+(seed, epoch), cut into per-replica batches; only the gather differs. Order, sharding over replicas and workers,
+and exact resume at any step are therefore the same code and the same guarantees (see pipeline.py).
+
+- tfds: ArrayRecord files are built for random access (tfds writes them with one record per chunk,
+  `group_size:1`). `read` fetches the serialized examples through tfds's `data_source` (ArrayRecord's reader,
+  one thread-safe reader per shard) in one Python call per batch, then parses and decodes them in the graph.
+- Image folders: the file paths are kept (about 100 bytes an example); `read` reads the files in the graph.
+
+Each batch is read at once and its images decoded and cropped to the configured size in the graph (crops.py):
+random-resized crops for training, a centre crop for evaluation.
+"""
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from input_pipeline import crops
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split read by index: `read(indices)` gives (encoded images [B] string, labels [B] int32)."""
+
+    count: int
+    read: Callable
+    where: str  # what is read, for the log: "3 ArrayRecord shards in /data/tfds/..."
+
+
+@dataclasses.dataclass(frozen=True)
+class DiskData:
+    """A dataset read from disk by index, decoded and cropped to `image_size` as it is read."""
+
+    name: str
+    train: Split
+    eval: Split
+    num_classes: int
+    image_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    synthetic = False
+    in_memory = False
+
+    @property
+    def image_shape(self):
+        return (*self.image_size, 3)
+
+    @property
+    def num_train(self):
+        return self.train.count
+
+    @property
+    def num_eval(self):
+        return self.eval.count
+
+
+def tfds_split(builder, split):
+    """`split` of a tfds dataset prepared as ArrayRecord, read by index."""
+    source = builder.as_data_source(split=split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
+    spec = {"image": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+
+    def fetch(indices):
+        return np.array(source.__getitems__(indices.tolist()), dtype=object)
+
+    def read(indices):
+        serialized = tf.numpy_function(fetch, [indices], tf.string, stateful=False)
+        serialized.set_shape(indices.shape)
+        parsed = tf.io.parse_example(serialized, spec)
+        return parsed["image"], tf.cast(parsed["label"], tf.int32)
+
+    shards = builder.info.splits[split].num_shards
+    return Split(len(source), read, f"{shards} ArrayRecord shards in {builder.data_dir}")
+
+
+def folder_split(paths, labels, folder):
+    """Image files `paths` with int `labels`, read by index."""
+    paths, labels = tf.constant(paths), tf.constant(labels, tf.int32)
+
+    def read(indices):
+        files = tf.gather(paths, indices)
+        return tf.map_fn(tf.io.read_file, files, fn_output_signature=tf.string), tf.gather(labels, indices)
+
+    return Split(int(labels.shape[0]), read, f"{labels.shape[0]} files under {folder}")
+
+
+def decoded(split, indices, decode, size):
+    """(uint8 images [B, *size, 3], int32 labels [B]) of the examples `indices` of `split`: one read for the batch,
+    then `decode(encoded, position)` for the example at each position of the batch, several at a time."""
+    encoded, labels = split.read(indices)
+    positions = tf.range(tf.shape(indices, out_type=tf.int64)[0])
+    images = tf.map_fn(lambda example: decode(*example), (encoded, positions), parallel_iterations=16,
+                       fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))  # fmt: skip
+    return images, labels
+
+
+def training_crop(size, seed):
+    """A `decode` for training batches: random-resized crops, the one at `position` seeded by fold_in(seed,
+    position) (`seed`: the batch's, from (config seed, step, replica))."""
+    return lambda encoded, position: crops.random_resized_crop(
+        encoded, size, tf.random.experimental.stateless_fold_in(seed, position)
+    )
+
+
+def evaluation_crop(size):
+    """A `decode` for evaluation batches: the centre crop."""
+    return lambda encoded, position: crops.centre_crop(encoded, size)

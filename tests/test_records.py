@@ -1,0 +1,193 @@
+"""The disk path: a tfds dataset in ArrayRecord read by index, under 2 replicas and as two workers; its crops."""
+
+import io
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from launch import REPO, worker_environments
+from PIL import Image
+from test_pipeline import per_replica, take_steps
+
+import input_pipeline
+from benchmarks import jpegs
+from input_pipeline import Augmentation, crops
+
+SIZE = (32, 32)
+FLIP = Augmentation(crop_padding=0, flip=True, cutout=0)
+
+
+def disk_data(data_dir):
+    return input_pipeline.load(jpegs.NAME, str(data_dir), image_size=SIZE, input_path="disk")
+
+
+def labels_by_index(data_dir, split):
+    """What tfds itself decodes at each record index of `split`: the example numbers, in the files' order."""
+    source = tfds.builder(jpegs.NAME, data_dir=str(data_dir)).as_data_source(split)
+    return np.array([source[i]["label"] for i in range(len(source))])
+
+
+def encoded(array, format_name):
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format=format_name, quality=95)
+    return tf.constant(buffer.getvalue())
+
+
+def resized(array, size):
+    return tf.cast(tf.clip_by_value(tf.round(tf.image.resize(array, size, antialias=True)), 0, 255), tf.uint8).numpy()
+
+
+def assert_nearly_equal(window_decoded, whole_decoded):
+    """Equal but for libjpeg's chroma upsampling at the window's edge (a wrong window differs by tens)."""
+    difference = np.abs(window_decoded.astype(int) - whole_decoded)
+    assert np.mean(difference <= 1) > 0.95 and difference.mean() < 0.5, difference.mean()
+
+
+def test_reads_by_index_what_tfds_wrote(jpegs_data_dir):
+    data = disk_data(jpegs_data_dir)
+    assert (data.num_train, data.num_eval, data.image_shape) == (240, 60, (32, 32, 3))
+    assert data.train.where.startswith("3 ArrayRecord shards")
+    source = tfds.builder(jpegs.NAME, data_dir=str(jpegs_data_dir)).as_data_source("train")
+    indices = tf.constant([7, 0, 239, 120, 7], tf.int64)
+    images, labels = data.train.read(indices)
+    for image, label, index in zip(images.numpy(), labels.numpy(), indices.numpy()):
+        example = source[int(index)]
+        assert label == example["label"]
+        decoded = tf.io.decode_jpeg(image).numpy().astype(int)  # tfds decodes with PIL: not bit for bit TF's
+        assert decoded.shape == example["image"].shape and np.abs(decoded - example["image"]).mean() < 3
+
+
+def test_centre_crop_is_the_central_square_resized():
+    rng = np.random.default_rng(0)
+    array = jpegs.image(rng, 64, 96)
+    side = round(64 * crops.CENTRE_FRACTION)  # 56 of the shorter side, centred
+    top, left = (64 - side) // 2, (96 - side) // 2
+    expected = resized(array[top : top + side, left : left + side], SIZE)
+    np.testing.assert_array_equal(crops.centre_crop(encoded(array, "PNG"), SIZE).numpy(), expected)  # lossless
+    jpeg = encoded(array, "JPEG")  # decoded only inside the window: the same as slicing the whole decoded image
+    pixels = tf.io.decode_jpeg(jpeg).numpy()[top : top + side, left : left + side]
+    assert_nearly_equal(crops.centre_crop(jpeg, SIZE).numpy(), resized(pixels, SIZE))
+
+
+def test_random_resized_crops_are_seeded_varied_and_the_same_window_for_any_format():
+    jpeg = encoded(jpegs.image(np.random.default_rng(1), 80, 60), "JPEG")
+    png = encoded(tf.io.decode_jpeg(jpeg).numpy(), "PNG")  # the same pixels, decoded whole and sliced
+    seeds = [tf.constant([3, k], tf.int64) for k in range(6)]
+    crops_png = [crops.random_resized_crop(png, SIZE, seed).numpy() for seed in seeds]
+    assert all(c.shape == (32, 32, 3) and c.dtype == np.uint8 for c in crops_png)
+    np.testing.assert_array_equal(crops.random_resized_crop(png, SIZE, seeds[0]).numpy(), crops_png[0])
+    assert len({c.tobytes() for c in crops_png}) == len(seeds)
+    for seed, from_png in zip(seeds, crops_png):  # the JPEG path decodes only the window, the PNG path slices it
+        assert_nearly_equal(crops.random_resized_crop(jpeg, SIZE, seed).numpy(), from_png)
+
+
+def test_each_example_once_per_epoch_across_replicas_in_the_seeded_order(two_replicas, jpegs_data_dir):
+    data, truth = disk_data(jpegs_data_dir), labels_by_index(jpegs_data_dir, "train")
+    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, seed=4), 10)
+    epochs = []
+    for epoch in range(2):  # 5 steps an epoch; a step is [replica 0's 24 examples, replica 1's 24]
+        seen = np.concatenate([batch[1] for step in steps[5 * epoch : 5 * epoch + 5] for batch in step])
+        np.testing.assert_array_equal(seen, truth[input_pipeline.epoch_order(240, 4, epoch).numpy()])
+        assert sorted(seen) == list(range(240))
+        epochs.append(seen)
+    assert not np.array_equal(*epochs)
+    images = steps[0][0][0]
+    assert images.shape == (24, 32, 32, 3) and images.dtype == np.float32
+
+
+def test_resume_at_any_step_gives_the_same_batches(two_replicas, jpegs_data_dir):
+    data = disk_data(jpegs_data_dir)
+
+    def steps(start_step, count):
+        dataset = input_pipeline.train_dataset(two_replicas, data, 48, 9, start_step, FLIP)
+        return take_steps(two_replicas, dataset, count)
+
+    uninterrupted = steps(0, 8)
+    for k in (2, 5, 6):  # mid-epoch, at the epoch boundary, in the second epoch
+        for resumed, original in zip(steps(k, 8 - k), uninterrupted[k:]):
+            for a, b in zip(resumed, original):
+                np.testing.assert_array_equal(a[0], b[0])  # same crops, same flips
+                np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_evaluation_counts_every_example_once(two_replicas, jpegs_data_dir):
+    data = disk_data(jpegs_data_dir)
+    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, global_batch=16)
+    assert num_steps == 4  # 60 examples: the last step holds 12 and 4 padding examples of weight 0
+    counted = []
+    for _, labels, weights in dataset:
+        for label, weight in zip(*(per_replica(two_replicas, t) for t in (labels, weights))):
+            counted += list(label[weight == 1])
+    assert sorted(counted) == list(range(60))
+
+
+def test_two_workers_read_each_example_once_per_epoch(tmp_path, jpegs_data_dir):
+    """Two processes under MultiWorkerMirroredStrategy, one replica each: their batches of a step together are
+    the step's global batch, in the order recomputed from the seed."""
+    script = os.path.join(REPO, "tests", "read_as_worker.py")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, script, str(jpegs_data_dir), str(tmp_path / f"worker{i}.json")],
+            cwd=REPO,
+            env=os.environ | {"CUDA_VISIBLE_DEVICES": ""} | environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        for i, environment in enumerate(worker_environments(2))
+    ]
+    outputs = [worker.communicate(timeout=300)[0].decode()[-3000:] for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    read = [json.loads((tmp_path / f"worker{i}.json").read_text()) for i in range(2)]
+    truth = labels_by_index(jpegs_data_dir, "train")
+    for epoch in range(2):
+        steps = range(5 * epoch, 5 * epoch + 5)
+        seen = np.concatenate([read[0]["train"][s] + read[1]["train"][s] for s in steps])
+        np.testing.assert_array_equal(seen, truth[input_pipeline.epoch_order(240, 4, epoch).numpy()])
+    counted = sorted(read[0]["eval"] + read[1]["eval"])
+    assert counted == list(range(60))
+
+
+def test_the_size_decides_the_path_and_the_log_says_which(jpegs_data_dir, caplog):
+    caplog.set_level("INFO")
+    in_memory = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE)
+    assert isinstance(in_memory, input_pipeline.Data)
+    assert "input: in memory, 300 generated_jpegs images take 0.9 MiB as uint8, within" in caplog.text
+    caplog.clear()
+    on_disk = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, max_in_memory_gib=0.0001)
+    assert isinstance(on_disk, input_pipeline.DiskData)
+    assert "input: read from disk by index, 300 generated_jpegs images take 0.9 MiB as uint8, over" in caplog.text
+    np.testing.assert_array_equal(np.sort(in_memory.train_labels), np.arange(240))
+
+
+def test_the_disk_path_refuses_what_it_cannot_read(tmp_path, jpegs_data_dir, cifar10_data_dir):
+    with pytest.raises(input_pipeline.DatasetError, match="stored as tfrecord, which cannot be read by index"):
+        input_pipeline.check_source("cifar10", cifar10_data_dir[0], input_path="disk", image_size=(32, 32))
+    with pytest.raises(input_pipeline.DatasetError, match="varying size .*: set --config.image_size=height,width"):
+        input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), input_path="disk")
+    with pytest.raises(input_pipeline.DatasetError, match="generated in memory: there is no file to read"):
+        input_pipeline.check_source("quickstart", input_path="disk")
+    with pytest.raises(input_pipeline.DatasetError, match="input_path='tape' is not one of"):
+        input_pipeline.check_source("quickstart", input_path="tape")
+
+
+def test_an_image_folder_on_disk(tmp_path):
+    rng = np.random.default_rng(2)
+    for split, count in (("train", 6), ("test", 2)):
+        for name in ("cat", "dog"):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(jpegs.image(rng, 50, 70)).save(tmp_path / split / name / f"{i}.jpg")
+    (tmp_path / "train" / "dog" / "empty.jpg").touch()
+    with pytest.raises(input_pipeline.DatasetError, match=r"cannot decode .*empty.jpg \(empty file\)"):
+        input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk")
+    data = input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk",
+                               skip_bad_images=True)  # fmt: skip
+    assert isinstance(data, input_pipeline.DiskData) and (data.num_train, data.num_eval) == (12, 4)
+    strategy = tf.distribute.get_strategy()
+    images, labels = next(iter(input_pipeline.train_dataset(strategy, data, 12, seed=0)))
+    assert sorted(labels.numpy()) == [0] * 6 + [1] * 6 and images.shape == (12, 32, 32, 3)
