@@ -53,6 +53,7 @@ class Config:
     # read it from disk by index with ImageNet-style crops (tfds ArrayRecord or image folders); "memory" or "disk"
     input_path: str = "auto"
     max_in_memory_gib: float = 8.0  # "auto"'s threshold, training and evaluation sets together
+    eval_split: str = ""  # tfds split to evaluate on; "": "test" if the dataset has one, else "validation"
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
     # Keep the whole uint8 training set on each replica's device and gather, normalise and augment every batch

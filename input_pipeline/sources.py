@@ -72,7 +72,7 @@ class Placement:
 
 
 def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False,
-         input_path="auto", max_in_memory_gib=8.0):  # fmt: skip
+         input_path="auto", max_in_memory_gib=8.0, eval_split=""):  # fmt: skip
     """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name,
     into memory (a `Data`) or as a dataset read from disk (a `records.DiskData`), as `check_source` places it.
 
@@ -85,9 +85,9 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
             the native size.
         seed: the quick-start and synthetic sets' generator seed.
         skip_bad_images: an image folder's undecodable files are skipped and counted, not an error.
-        input_path, max_in_memory_gib: see `check_source`.
+        input_path, max_in_memory_gib, eval_split: see `check_source`.
     """
-    placement = check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib)
+    placement = check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split)
     logging.info("input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index",
                  placement.reason)  # fmt: skip
     if name in ("quickstart", "quickstart_hard"):
@@ -99,16 +99,18 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
             return _image_folder_on_disk(data_dir, image_size, skip_bad_images)
         return _image_folder(data_dir, image_size, skip_bad_images)
     if placement.where == "disk":
-        return _tfds_on_disk(name, data_dir, image_size)
-    return _tfds(name, data_dir, download, image_size)
+        return _tfds_on_disk(name, data_dir, image_size, eval_split)
+    return _tfds(name, data_dir, download, image_size, eval_split)
 
 
-def check_source(name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0):
+def check_source(name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0,
+                 eval_split=""):  # fmt: skip
     """The `Placement` of the dataset, or a `DatasetError` if `load` would fail to find or place it: seconds,
     before anything is read.
 
     input_path: "memory", "disk", or "auto": in memory if its uint8 images at `image_size` take at most
     `max_in_memory_gib` GiB (training and evaluation sets together), else read from disk.
+    eval_split: the tfds split evaluated on; "" = "test" if the dataset has one, else "validation".
     """
     if input_path not in INPUT_PATHS:
         raise DatasetError(f"--config.input_path={input_path!r} is not one of {INPUT_PATHS}")
@@ -139,7 +141,7 @@ def check_source(name, data_dir=None, download=False, image_size=None, input_pat
             f"tfds dataset {name!r} has images of varying size {shape}: set --config.image_size=height,width"
         )
     splits = builder.info.splits
-    num_examples = sum(splits[s].num_examples for s in ("train", _eval_split(builder)))
+    num_examples = sum(splits[s].num_examples for s in ("train", _eval_split(builder, eval_split)))
     placement = _placement(f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path,
                            max_in_memory_gib)  # fmt: skip
     if placement.where == "disk":
@@ -158,21 +160,19 @@ def _placement(what, nbytes, input_path, max_in_memory_gib):
 
 
 def _check_readable_by_index(builder, name, image_size):
-    name = builder.info.full_name
     if image_size is None:
         raise DatasetError(f"{name} is read from disk and cropped to --config.image_size=height,width: set it "
                            "(e.g. --config.image_size=224,224)")  # fmt: skip
     if not builder.is_prepared():
         raise DatasetError(f"{name} is to be read from disk but is not prepared in {builder.data_dir}: prepare it "
-                           "first (BUILD.md, 'Input: in memory or from disk')")  # fmt: skip
+                           "first (BUILD.md, 'In memory or from disk')")  # fmt: skip
     if not _stored_as_array_record(builder):
         file_format = builder.info.file_format
         raise DatasetError(
             f"{name} in {builder.data_dir} is stored as {file_format.value if file_format else 'tfrecord'}, which "
-            'cannot be read by index: prepare it as ArrayRecord in another data dir, python -c "import '
-            f"tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='/data/tfds_ar', "
-            "file_format='array_record').download_and_prepare()\", and pass --config.data_dir=/data/tfds_ar; or "
-            "hold it in memory with --config.input_path=memory if it fits"
+            'cannot be read by index: copy it as ArrayRecord once, python -c "from input_pipeline import convert; '
+            f"convert.to_array_record('{name}', '{builder.data_dir_root}', '/data/tfds_ar')\", and pass "
+            "--config.data_dir=/data/tfds_ar; or hold it in memory with --config.input_path=memory if it fits"
         )
 
 
@@ -308,7 +308,7 @@ def _prepared_builder(name, data_dir, download):
     return builder
 
 
-def _tfds(name, data_dir, download, image_size):
+def _tfds(name, data_dir, download, image_size, eval_split):
     builder = _prepared_builder(name, data_dir, download)
     if not builder.is_prepared():
         builder.download_and_prepare()
@@ -324,12 +324,13 @@ def _tfds(name, data_dir, download, image_size):
 
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
     num_classes = builder.info.features["label"].num_classes
-    return Data(name, *read("train"), *read(_eval_split(builder)), num_classes, mean, std)
+    return Data(name, *read("train"), *read(_eval_split(builder, eval_split)), num_classes, mean, std)
 
 
-def _tfds_on_disk(name, data_dir, image_size):
+def _tfds_on_disk(name, data_dir, image_size, eval_split):
     builder = _prepared_builder(name, data_dir, download=False)
-    train, evaluation = (records.tfds_split(builder, split) for split in ("train", _eval_split(builder)))
+    splits = ("train", _eval_split(builder, eval_split))
+    train, evaluation = (records.tfds_split(builder, split) for split in splits)
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
     num_classes = builder.info.features["label"].num_classes
     return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std)
@@ -339,8 +340,14 @@ def _stored_as_array_record(builder):
     return builder.info.file_format is not None and builder.info.file_format.value == "array_record"
 
 
-def _eval_split(builder):
-    return "test" if "test" in builder.info.splits else "validation"
+def _eval_split(builder, eval_split=""):
+    splits = builder.info.splits
+    if eval_split:
+        if eval_split not in splits:
+            raise DatasetError(f"--config.eval_split={eval_split!r} is not a split of {builder.info.name}: it has "
+                               f"{sorted(splits)}")  # fmt: skip
+        return eval_split
+    return "test" if "test" in splits else "validation"
 
 
 def _resized(image, image_size, label):

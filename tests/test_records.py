@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
@@ -10,13 +11,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from array_record.python import array_record_data_source
 from launch import REPO, worker_environments
 from PIL import Image
 from test_pipeline import per_replica, take_steps
 
 import input_pipeline
 from benchmarks import jpegs
-from input_pipeline import Augmentation, crops
+from input_pipeline import Augmentation, convert, crops
 
 SIZE = (32, 32)
 FLIP = Augmentation(crop_padding=0, flip=True, cutout=0)
@@ -165,10 +167,14 @@ def test_the_size_decides_the_path_and_the_log_says_which(jpegs_data_dir, caplog
 
 
 def test_the_disk_path_refuses_what_it_cannot_read(tmp_path, jpegs_data_dir, cifar10_data_dir):
-    with pytest.raises(input_pipeline.DatasetError, match="stored as tfrecord, which cannot be read by index"):
+    with pytest.raises(input_pipeline.DatasetError, match="stored as tfrecord, which cannot be read by index: copy "
+                       r"it as ArrayRecord once, python -c .*convert.to_array_record\('cifar10', "):  # fmt: skip
         input_pipeline.check_source("cifar10", cifar10_data_dir[0], input_path="disk", image_size=(32, 32))
     with pytest.raises(input_pipeline.DatasetError, match="varying size .*: set --config.image_size=height,width"):
         input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), input_path="disk")
+    with pytest.raises(input_pipeline.DatasetError, match=r"eval_split='test' is not a split of generated_jpegs: it "
+                       r"has \['train', 'validation'\]"):  # fmt: skip
+        input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, eval_split="test")
     with pytest.raises(input_pipeline.DatasetError, match="generated in memory: there is no file to read"):
         input_pipeline.check_source("quickstart", input_path="disk")
     with pytest.raises(input_pipeline.DatasetError, match="input_path='tape' is not one of"):
@@ -191,3 +197,22 @@ def test_an_image_folder_on_disk(tmp_path):
     strategy = tf.distribute.get_strategy()
     images, labels = next(iter(input_pipeline.train_dataset(strategy, data, 12, seed=0)))
     assert sorted(labels.numpy()) == [0] * 6 + [1] * 6 and images.shape == (12, 32, 32, 3)
+
+
+def test_a_tfrecord_dataset_converted_to_array_record_reads_the_same(tmp_path, cifar10_data_dir):
+    data_dir, _ = cifar10_data_dir
+    target = convert.to_array_record("cifar10", data_dir, tmp_path)
+    assert target == tmp_path / "cifar10" / "3.0.2"
+    original = sorted((pathlib.Path(data_dir) / "cifar10" / "3.0.2").glob("*.tfrecord-*"))
+    for tfrecord in original:  # record for record, in order
+        records = list(tf.data.TFRecordDataset(str(tfrecord)).as_numpy_iterator())
+        array_record = target / tfrecord.name.replace(".tfrecord-", ".array_record-")
+        source = array_record_data_source.ArrayRecordDataSource([str(array_record)])
+        assert [source[i] for i in range(len(source))] == records
+    in_memory, converted = input_pipeline.load("cifar10", data_dir), input_pipeline.load("cifar10", str(tmp_path))
+    np.testing.assert_array_equal(in_memory.train_images, converted.train_images)
+    np.testing.assert_array_equal(in_memory.eval_labels, converted.eval_labels)
+    on_disk = input_pipeline.load("cifar10", str(tmp_path), image_size=(32, 32), input_path="disk")
+    assert (on_disk.num_train, on_disk.num_eval) == (20, 7)
+    with pytest.raises(input_pipeline.DatasetError, match="exists: remove it, or use the dataset there"):
+        convert.to_array_record("cifar10", data_dir, tmp_path)

@@ -219,7 +219,7 @@ def _earlier_configs(workdir, changes):
 def check_data(config):
     """The dataset's `input_pipeline.Placement` (memory or disk), or the error that stops the run before it starts."""
     placement = input_pipeline.check_source(config.dataset, config.data_dir, config.download, config.image_size,
-                                            config.input_path, config.max_in_memory_gib)  # fmt: skip
+                                            config.input_path, config.max_in_memory_gib, config.eval_split)  # fmt: skip
     if placement.where == "disk":
         if config.data_on_device:
             raise ConfigError(f"--config.data_on_device holds the training set on every device, but {config.dataset} "
@@ -235,7 +235,8 @@ def load_data(config):
     """The config's dataset, in memory or read from disk (`check_data` says which)."""
     return input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
                                synthetic_examples=config.batch_size * 8, skip_bad_images=config.skip_bad_images,
-                               input_path=config.input_path, max_in_memory_gib=config.max_in_memory_gib)  # fmt: skip
+                               input_path=config.input_path, max_in_memory_gib=config.max_in_memory_gib,
+                               eval_split=config.eval_split)  # fmt: skip
 
 
 def input_augmentation(config):
