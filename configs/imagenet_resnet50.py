@@ -33,8 +33,9 @@ which scales the lr with it): on host i of 2, with the same data_dir on both,
 What time to expect, from published figures, not measured here: the imagenet18 run above took 109 min on 8 V100
 with smaller images for 14 of its 35 epochs; at 224 px throughout, 35 epochs are 44.8M images, so 8 GPUs
 sustaining 8,000 images/s (V100s, mixed precision) would take about 93 min and 20,000 images/s (A100s) about 37
-min (44.8M images / rate). The input side decodes every JPEG on the host's CPU cores: measure what your cores
-deliver with `python -m benchmarks.records` (benchmarks/README.md, "Reading from disk") before blaming the GPUs.
+min (44.8M images / rate). The input side decodes every JPEG on the host's CPU cores: here the disk path made
+about 830 224-px crops per second per core from generated ImageNet-sized JPEGs, so 8,000 images/s would need about
+10 cores; measure yours with `python -m benchmarks.records` (benchmarks/README.md, "Reading from disk").
 """
 
 from configs.base import Augmentation, Config
