@@ -15,31 +15,26 @@ Train:
     python train.py --config=configs/imagenette.py --config.data_dir=/data/tfds --workdir=runs/imagenette
 
 It takes the disk path by choice, not by size (its 128-px images would take 0.6 GiB in memory): the ImageNet
-recipe's random-resized crops need the full images. `--config.input_path=auto` holds it in memory instead, resized
-to 128x128 and augmented like CIFAR.
+recipe's random-resized crops need the full images. `--config.input_path=auto` holds it in memory instead, squeezed
+to 128x128 and only flipped (add e.g. `--config.augmentation.crop_padding=16` for CIFAR-style crops).
 """
 
-from configs.base import Augmentation, Config
+import dataclasses
+
+from configs import imagenet_resnet50
 
 
 def get_config():
-    return Config(
+    return dataclasses.replace(
+        imagenet_resnet50.get_config(),
         dataset="imagenette/320px-v2",
-        eval_split="validation",
-        input_path="disk",
         image_size=(128, 128),
-        augmentation=Augmentation(crop_padding=0, flip=True, cutout=0),
-        model="resnet50",
         batch_size=256,
         epochs=20,
-        optimizer="nesterov",
-        lr=0.5,
-        lr_reference_batch=1024,
-        pct_start=0.25,
-        weight_decay=5e-5,
-        label_smoothing=0.1,
-        precision="mixed_bfloat16",
+        pct_start=0.25,  # fastai's fit_one_cycle default
         eval_every_epochs=2,
-        log_every_steps=37,
-        checkpoint_every_steps=370,
+        target_accuracy=None,
+        steps_per_loop=100,
+        log_every_steps=36,  # an epoch: 9,469 // 256
+        checkpoint_every_steps=360,
     )
