@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 NAME = "generated_jpegs"  # tfds's name for the builder below
 
 
-def prepare(data_dir, num_train=240, num_eval=60, sides=(40, 90), num_shards=3, seed=0):
+def prepare(data_dir, num_train=240, num_eval=60, sides=(40, 90), num_shards=3, seed=0, file_format="array_record"):
     """Writes the dataset under `data_dir` (once: a prepared one is reused) and returns its builder."""
 
     with tfds.core.registered.skip_registration():  # readers find it from its files, like any prepared dataset
@@ -35,7 +35,7 @@ def prepare(data_dir, num_train=240, num_eval=60, sides=(40, 90), num_shards=3, 
                 for number in range(count):
                     yield number, {"image": image(rng, *rng.integers(sides[0], sides[1] + 1, size=2)), "label": number}
 
-    builder = GeneratedJpegs(data_dir=str(data_dir), file_format="array_record")
+    builder = GeneratedJpegs(data_dir=str(data_dir), file_format=file_format)
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(num_shards=num_shards))
     return builder
 

@@ -52,7 +52,7 @@ def test_records_benchmark_smoke_run_prints_its_rows():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| disk |")]
     assert [row.split(" | ")[1] for row in rows] == [
         "limit: ResNet-50 step, batch in memory", "disk path alone: read, decode, crop, flip",
-        "ours: ResNet-50 step reading from disk",
+        "ours: ResNet-50 step reading from disk", "tfds stream of the same JPEGs as TFRecord",
     ]  # fmt: skip
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)
     assert "resident host memory after 1 epoch of the disk path" in done.stdout
