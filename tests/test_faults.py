@@ -74,6 +74,7 @@ def test_sigkill_mid_epoch_reading_from_disk_then_rerun_continues_exactly(tmp_pa
     (tmp_path / "uninterrupted").mkdir()
     assert finish(start(tmp_path / "uninterrupted", *flags)) == 0
     assert "input: read from disk by index" in (tmp_path / "uninterrupted" / "train.log").read_text()
+    assert strict_json(tmp_path / "uninterrupted" / "config.json")["derived"]["input"] == "disk"
     assert finish(start(tmp_path / "killed", *flags, script="tests/run_with_fault.py train 5")) == -signal.SIGKILL
     assert finish(start(tmp_path / "killed", *flags)) == 0, (tmp_path / "killed" / "train.log").read_text()[-3000:]
     log = (tmp_path / "killed" / "train.log").read_text()

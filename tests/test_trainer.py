@@ -69,7 +69,7 @@ def assert_run_outputs(workdir, summary, steps):
     assert written["eval_accuracy"] == summary["eval_accuracy"] and np.isfinite(written["eval_loss"])
     with open(os.path.join(workdir, "config.json")) as f:
         derived = json.load(f)["derived"]
-    assert derived["total_steps"] == 10_000 // 64 and derived["max_lr"] == 0.4
+    assert derived["total_steps"] == 10_000 // 64 and derived["max_lr"] == 0.4 and derived["input"] == "memory"
 
 
 def test_trains_on_one_device(tmp_path):

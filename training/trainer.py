@@ -383,6 +383,7 @@ def derive_plan(config, data, strategy):
     total_steps = config.epochs * steps_per_epoch
     end_step = min(total_steps, config.stop_at_step or total_steps)
     return {
+        "input": "memory" if data.in_memory else "disk",  # input_path "auto" resolved
         "replicas": replicas,
         "per_replica_batch": input_pipeline.per_replica_batch_size(config.batch_size, replicas),
         "steps_per_epoch": steps_per_epoch,
