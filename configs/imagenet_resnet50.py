@@ -34,8 +34,8 @@ What time to expect, from published figures, not measured here: the imagenet18 r
 with smaller images for 14 of its 35 epochs; at 224 px throughout, 35 epochs are 44.8M images, so 8 GPUs
 sustaining 8,000 images/s (V100s, mixed precision) would take about 93 min and 20,000 images/s (A100s) about 37
 min (44.8M images / rate). The input side decodes every JPEG on the host's CPU cores: here the disk path made
-about 260 224-px crops per second per core from generated JPEGs of 160-400 px, so 8,000 images/s would need about
-30 such cores; measure yours with `python -m benchmarks.records` (benchmarks/README.md, "Reading from disk").
+about 320 224-px crops per second per core from generated JPEGs of 160-400 px, so 8,000 images/s would need about
+25 such cores; measure yours with `python -m benchmarks.records` (benchmarks/README.md, "Reading from disk").
 """
 
 from configs.base import Augmentation, Config

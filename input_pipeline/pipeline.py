@@ -14,14 +14,14 @@ accelerator, `resident_batch` computes the same batch inside the training step f
 Evaluation pads the last global batch with weight-0 examples, so each evaluation image counts exactly once
 whatever the batch and replica count.
 
-Host memory, read from disk: at most one batch per core in each parallel stage (tf.data's autotuner runs no more
-calls than cores), plus `PREFETCH_STEPS` steps of prefetched batches, plus the epoch's index list (4 bytes an
-example); it does not grow with the dataset or the run.
+Host memory, read from disk: at most one batch of records per core being read and one image per core being
+decoded (tf.data's autotuner runs no more calls than cores), the batch being assembled, `PREFETCH_STEPS` steps of
+prefetched batches, and the epoch's index list (4 bytes an example); it does not grow with the dataset or the run.
 """
 
 import tensorflow as tf
 
-from input_pipeline import records
+from input_pipeline import crops, records
 from input_pipeline.augmentations import augment
 from input_pipeline.sources import DatasetError
 
@@ -83,7 +83,7 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     first_epoch, skipped_steps = divmod(start_step, epoch_steps)
-    examples = _examples(data, "train")
+    source = _source(data, "train")
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
@@ -95,19 +95,25 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
             return tf.data.Dataset.from_tensor_slices((steps, order[:, first_replica : first_replica + local_replicas]))
 
         def replica_batches(step, indices):
-            replicas = first_replica + tf.range(local_replicas, dtype=tf.int64)
-            return tf.data.Dataset.from_tensor_slices((tf.fill([local_replicas], step), replicas, indices))
+            keys = (tf.fill([local_replicas], step), first_replica + tf.range(local_replicas, dtype=tf.int64))
+            return tf.data.Dataset.from_tensor_slices((keys, indices))
 
-        def load(step, replica, indices):
-            batch_seed = tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica])
-            images, labels = examples(indices, batch_seed)
+        def batch_seed(key):
+            step, replica = key
+            return tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica])
+
+        def crop(encoded, key, position):
+            seed_of_example = tf.random.experimental.stateless_fold_in(batch_seed(key), position)
+            return crops.random_resized_crop(encoded, data.image_size, seed_of_example)
+
+        def finish(key, images, labels):
             batch = normalise(images, data)
             if augmentation is not None:
-                batch = augment(batch, batch_seed, augmentation)
+                batch = augment(batch, batch_seed(key), augmentation)
             return batch, labels
 
         dataset = tf.data.Dataset.range(first_epoch, _FOREVER).flat_map(epoch_batches).skip(skipped_steps)
-        dataset = dataset.flat_map(replica_batches).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = _batches(dataset.flat_map(replica_batches), source, per_replica, finish, crop)
         return dataset.prefetch(_prefetched(data, local_replicas))
 
     return strategy.distribute_datasets_from_function(dataset_fn)
@@ -118,39 +124,48 @@ def eval_dataset(strategy, data, global_batch):
     num_replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     num_steps = -(-data.num_eval // global_batch)
-    examples = _examples(data, "eval")
+    source = _source(data, "eval")
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
         positions = tf.reshape(tf.range(num_steps * global_batch), [num_steps, num_replicas, per_replica])
         positions = tf.reshape(positions[:, first_replica : first_replica + local_replicas], [-1, per_replica])
 
-        def load(position):
-            weights = tf.cast(position < data.num_eval, tf.float32)
-            images, labels = examples(tf.minimum(position, data.num_eval - 1), None)
+        def keyed(position):  # the key is the examples' weights: 0 for the padding past the last example
+            return tf.cast(position < data.num_eval, tf.float32), tf.minimum(position, data.num_eval - 1)
+
+        def crop(encoded, weights, position):
+            return crops.centre_crop(encoded, data.image_size)
+
+        def finish(weights, images, labels):
             return normalise(images, data), labels, weights
 
-        dataset = tf.data.Dataset.from_tensor_slices(positions).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = tf.data.Dataset.from_tensor_slices(positions).map(keyed)
+        dataset = _batches(dataset, source, per_replica, finish, crop)
         return dataset.prefetch(_prefetched(data, local_replicas))
 
     return strategy.distribute_datasets_from_function(dataset_fn), num_steps
 
 
-def _examples(data, split):
-    """`examples(indices, batch_seed)` -> (uint8 images, int32 labels) of `split` ("train" or "eval"): gathered
-    from memory, or read from disk and cropped (randomly for training, seeded by the batch's seed)."""
+def _source(data, split):
+    """Where `split` ("train" or "eval") is gathered from: its `records.Split` on disk, or its (images, labels)
+    as constants in memory."""
     if isinstance(data, records.DiskData):
-        source = data.train if split == "train" else data.eval
-
-        def crop(batch_seed):
-            if split == "train":
-                return records.training_crop(data.image_size, batch_seed)
-            return records.evaluation_crop(data.image_size)
-
-        return lambda indices, batch_seed: records.decoded(source, indices, crop(batch_seed), data.image_size)
+        return data.train if split == "train" else data.eval
     arrays = (data.train_images, data.train_labels) if split == "train" else (data.eval_images, data.eval_labels)
-    images, labels = (tf.constant(array) for array in arrays)
-    return lambda indices, batch_seed: (tf.gather(images, indices), tf.gather(labels, indices))
+    return tuple(tf.constant(array) for array in arrays)
+
+
+def _batches(keyed, source, batch_size, finish, crop):
+    """(key, indices [B]) elements -> `finish(key, uint8 images [B, H, W, 3], int32 labels [B])`: gathered from
+    memory in the same map as `finish`, or read from disk and each image decoded by `crop(encoded, key, position)`
+    (records.decoded_batches)."""
+    if isinstance(source, records.Split):
+        examples = records.decoded_batches(keyed, source, batch_size, crop)
+        return examples.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+    images, labels = source
+    return keyed.map(lambda key, indices: finish(key, tf.gather(images, indices), tf.gather(labels, indices)),
+                     num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
 
 
 def _prefetched(data, local_replicas):

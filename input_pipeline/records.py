@@ -10,8 +10,9 @@ and exact resume at any step are therefore the same code and the same guarantees
   one thread-safe reader per shard) in one Python call per batch, then parses and decodes them in the graph.
 - Image folders: the file paths are kept (about 100 bytes an example); `read` reads the files in the graph.
 
-Each batch is read at once and its images decoded and cropped to the configured size in the graph (crops.py):
-random-resized crops for training, a centre crop for evaluation.
+Each batch is read at once, then its images are decoded and cropped to the configured size in the graph, one
+example at a time and several in parallel (crops.py): random-resized crops for training, a centre crop for
+evaluation.
 """
 
 import dataclasses
@@ -20,8 +21,6 @@ from collections.abc import Callable
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
-
-from input_pipeline import crops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,24 +88,26 @@ def folder_split(paths, labels, folder):
     return Split(int(labels.shape[0]), read, f"{labels.shape[0]} files under {folder}")
 
 
-def decoded(split, indices, decode, size):
-    """(uint8 images [B, *size, 3], int32 labels [B]) of the examples `indices` of `split`: one read for the batch,
-    then `decode(encoded, position)` for the example at each position of the batch, several at a time."""
-    encoded, labels = split.read(indices)
-    positions = tf.range(tf.shape(indices, out_type=tf.int64)[0])
-    images = tf.map_fn(lambda example: decode(*example), (encoded, positions), parallel_iterations=16,
-                       fn_output_signature=tf.TensorSpec([*size, 3], tf.uint8))  # fmt: skip
-    return images, labels
+def decoded_batches(batches, split, batch_size, decode):
+    """(key, indices [B]) elements -> (key, uint8 images [B, H, W, 3], int32 labels [B]).
 
+    Each batch's records are read at once (in parallel with other batches), then its images are decoded one
+    example at a time, in parallel and in order, by `decode(encoded, key, position in the batch)`, and batched
+    again. `key` is any structure the caller carries with the batch (its step and replica, say).
+    """
 
-def training_crop(size, seed):
-    """A `decode` for training batches: random-resized crops, the one at `position` seeded by fold_in(seed,
-    position) (`seed`: the batch's, from (config seed, step, replica))."""
-    return lambda encoded, position: crops.random_resized_crop(
-        encoded, size, tf.random.experimental.stateless_fold_in(seed, position)
-    )
+    def read(key, indices):
+        return (key, *split.read(indices))
 
+    def examples(key, encoded, labels):
+        positions = tf.range(batch_size, dtype=tf.int64)
+        keys = tf.data.Dataset.from_tensors(key).repeat(batch_size)
+        return tf.data.Dataset.zip((keys, tf.data.Dataset.from_tensor_slices((positions, encoded, labels))))
 
-def evaluation_crop(size):
-    """A `decode` for evaluation batches: the centre crop."""
-    return lambda encoded, position: crops.centre_crop(encoded, size)
+    def decoded(key, example):
+        position, encoded, label = example
+        return key, decode(encoded, key, position), label
+
+    batches = batches.map(read, num_parallel_calls=tf.data.AUTOTUNE).flat_map(examples)
+    batches = batches.map(decoded, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size, drop_remainder=True)
+    return batches.map(lambda keys, images, labels: (tf.nest.map_structure(lambda k: k[0], keys), images, labels))
