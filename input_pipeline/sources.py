@@ -72,7 +72,7 @@ class Placement:
 
 
 def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False,
-         input_path="auto", max_in_memory_gib=8.0, eval_split=""):  # fmt: skip
+         input_path="auto", max_in_memory_gib=8.0, eval_split="", placement=None):  # fmt: skip
     """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name,
     into memory (a `Data`) or as a dataset read from disk (a `records.DiskData`), as `check_source` places it.
 
@@ -86,8 +86,11 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
         seed: the quick-start and synthetic sets' generator seed.
         skip_bad_images: an image folder's undecodable files are skipped and counted, not an error.
         input_path, max_in_memory_gib, eval_split: see `check_source`.
+        placement: `check_source`'s answer for these arguments, when the caller already has it (it lists an
+            image folder's files, which is slow on a large one); asked here otherwise.
     """
-    placement = check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split)
+    placement = placement or check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib,
+                                          eval_split)  # fmt: skip
     logging.info("input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index",
                  placement.reason)  # fmt: skip
     if name in ("quickstart", "quickstart_hard"):
@@ -243,7 +246,11 @@ def _image_folder(root, image_size, skip_bad_images):
                 try:
                     image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
                 except tf.errors.InvalidArgumentError as error:
-                    _bad_image(path, error.message.splitlines()[0], skip_bad_images, skipped)
+                    reason = error.message.splitlines()[0]
+                else:
+                    reason = None
+                if reason:  # outside the except: the error names the file, not TensorFlow's traceback
+                    _bad_image(path, reason, skip_bad_images, skipped)
                     continue
                 images.append(_resized(image, image_size, label)[0].numpy())
                 labels.append(label)

@@ -18,7 +18,7 @@ from test_pipeline import per_replica, take_steps
 
 import input_pipeline
 from benchmarks import jpegs
-from input_pipeline import Augmentation, convert, crops
+from input_pipeline import Augmentation, convert, crops, sources
 
 SIZE = (32, 32)
 FLIP = Augmentation(crop_padding=0, flip=True, cutout=0)
@@ -216,3 +216,19 @@ def test_a_tfrecord_dataset_converted_to_array_record_reads_the_same(tmp_path, c
     assert (on_disk.num_train, on_disk.num_eval) == (20, 7)
     with pytest.raises(input_pipeline.DatasetError, match="exists: remove it, or use the dataset there"):
         convert.to_array_record("cifar10", data_dir, tmp_path)
+
+
+def test_a_placement_already_checked_is_not_checked_again(jpegs_data_dir, monkeypatch):
+    """The trainer checks the source before claiming the workdir and hands the answer to `load`: an image folder's
+    files are not listed once more, nor a tfds builder opened once more, to decide the same thing."""
+    placement = input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk")
+
+    def checked_again(*args, **kwargs):
+        raise AssertionError("check_source was called again")
+
+    monkeypatch.setattr(sources, "check_source", checked_again)
+    data = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk",
+                               placement=placement)  # fmt: skip
+    assert isinstance(data, input_pipeline.DiskData)
+    with pytest.raises(AssertionError, match="check_source was called again"):
+        input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk")

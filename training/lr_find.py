@@ -31,19 +31,19 @@ def find_lr(config, workdir, strategy=None):
     settings = config.lr_find
     check_settings(settings)
     trainer.check_config(config)
-    trainer.check_data(config)
+    placement = trainer.check_data(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=trainer.resolve_jit_compile(config, strategy))
     with claimed(workdir, is_chief(strategy)):
-        return _sweep(config, workdir, strategy)
+        return _sweep(config, workdir, strategy, placement)
 
 
-def _sweep(config, workdir, strategy):
+def _sweep(config, workdir, strategy, placement):
     settings = config.lr_find
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
 
-    data = trainer.load_data(config)
+    data = trainer.load_data(config, placement)
     plan = trainer.derive_plan(config, data, strategy)
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
     with strategy.scope():

@@ -39,7 +39,7 @@ def train_and_evaluate(config, workdir, strategy=None):
     whose loss diverges writes its summary, then raises `faults.RunInterrupted`.
     """
     check_config(config)
-    check_data(config)
+    placement = check_data(config)
     strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
     config = dataclasses.replace(config, jit_compile=resolve_jit_compile(config, strategy))
     chief = is_chief(strategy)
@@ -53,16 +53,16 @@ def train_and_evaluate(config, workdir, strategy=None):
                          "in %s", workdir, finished["status"], finished["steps"], 100 * finished["eval_accuracy"],
                          os.path.join(workdir, "summary.json"))  # fmt: skip
             return finished
-        return _run(config, workdir, strategy, chief, checkpoint_dir, changes)
+        return _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement)
 
 
-def _run(config, workdir, strategy, chief, checkpoint_dir, changes):
+def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
     logging.info("run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there",
                  workdir)  # fmt: skip
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     clock = report.Clock()
-    data = load_data(config)
+    data = load_data(config, placement)
     plan = derive_plan(config, data, strategy)
     logging.info("dataset %s: %d train / %d eval examples of %s%s", data.name, data.num_train, data.num_eval,
                  data.image_shape, " (SYNTHETIC)" if data.synthetic else "")  # fmt: skip
@@ -231,12 +231,13 @@ def check_data(config):
     return placement
 
 
-def load_data(config):
-    """The config's dataset, in memory or read from disk (`check_data` says which)."""
+def load_data(config, placement=None):
+    """The config's dataset, in memory or read from disk (`check_data` says which: pass its `placement` if you
+    have it, so that the source is not checked twice)."""
     return input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
                                synthetic_examples=config.batch_size * 8, skip_bad_images=config.skip_bad_images,
                                input_path=config.input_path, max_in_memory_gib=config.max_in_memory_gib,
-                               eval_split=config.eval_split)  # fmt: skip
+                               eval_split=config.eval_split, placement=placement)  # fmt: skip
 
 
 def input_augmentation(config):
