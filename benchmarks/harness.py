@@ -25,6 +25,18 @@ class Variant:
         return statistics.median(self.rates)
 
 
+def fetching(name, dataset, batch):
+    """A variant that only fetches batches of `batch` images from `dataset` (an input pipeline alone, no training):
+    `run(n)` takes n batches to the host."""
+    iterator = iter(dataset)
+
+    def run(num_batches):
+        for _ in range(num_batches):
+            next(iterator)[0].numpy()
+
+    return Variant(name, run, batch)
+
+
 def alternate(variants, windows, steps):
     """Warms each variant up with one call of one step, then times `windows` rounds of `steps` steps each."""
     for variant in variants:

@@ -31,7 +31,7 @@ import tensorflow as tf
 import input_pipeline
 import models
 import onecycle
-from benchmarks.harness import Variant, alternate, table
+from benchmarks.harness import Variant, alternate, fetching, table
 from configs.base import Config
 from training import steps as training_steps
 from training import trainer
@@ -131,17 +131,11 @@ def keras_variant(name, config, data, dataset, callbacks=(), jit_compile=False):
     return Variant(name, run, config.batch_size)
 
 
-def pipeline_variant(config, data):
-    """The input pipeline alone: batches made (gathered, normalised, augmented) and fetched, no training."""
+def pipeline_variant(config, data, name="input pipeline alone"):
+    """The input pipeline alone: batches made (gathered or read, normalised, augmented) and fetched, no training."""
     dataset = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config.batch_size, 0,
                                            augmentation=config.augmentation)  # fmt: skip
-    iterator = iter(dataset)
-
-    def run(num_batches):
-        for _ in range(num_batches):
-            next(iterator)[0].numpy()
-
-    return Variant("input pipeline alone", run, config.batch_size)
+    return fetching(name, dataset, config.batch_size)
 
 
 def regime_rows(regime, config, data, windows, steps):
