@@ -134,7 +134,7 @@ def check_source(name, data_dir=None, download=False, image_size=None, input_pat
         num_examples = sum(len(files) for split in ("train", "test") for files in _image_files(root / split)[1])
         return _placement(f"{num_examples} images in {data_dir}", num_examples * int(np.prod(image_size)) * 3,
                           input_path, max_in_memory_gib)  # fmt: skip
-    builder = _prepared_builder(name, data_dir, download)
+    builder = _prepared_builder(name, data_dir, download, for_disk=input_path == "disk")
     features = builder.info.features
     if "image" not in features or "label" not in features:
         raise DatasetError(f"tfds dataset {name!r} has no 'image'/'label' features: {list(features)}")
@@ -293,8 +293,9 @@ def _image_folder_on_disk(root, image_size, skip_bad_images):
                             *IMAGENET_STATS)  # fmt: skip
 
 
-def _prepared_builder(name, data_dir, download):
-    """The tfds builder of `name`, prepared in `data_dir` (downloaded there first only if `download`)."""
+def _prepared_builder(name, data_dir, download, for_disk=False):
+    """The tfds builder of `name`, prepared in `data_dir` (downloaded there first only if `download`); if it is
+    not, the error's preparation command writes ArrayRecord when the dataset is to be read from disk."""
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.registered.DatasetNotFoundError:
@@ -305,11 +306,12 @@ def _prepared_builder(name, data_dir, download):
             "image_folder or a tfds dataset name"
         ) from None
     if not builder.is_prepared() and not download:
+        file_format = ", file_format='array_record'" if for_disk else ""
         raise DatasetError(
             f"tfds dataset {name!r} is not prepared in {str(builder.data_dir_root)!r}: point "
             f"--config.data_dir at a folder that holds it, or prepare it on a machine with internet with "
-            f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', "
-            f"data_dir='/data/tfds').download_and_prepare()\", copy /data/tfds here and pass "
+            f"python -c \"import tensorflow_datasets as tfds; tfds.builder('{name}', data_dir='/data/tfds'"
+            f'{file_format}).download_and_prepare()", copy /data/tfds here and pass '
             f"--config.data_dir=/data/tfds (or add --config.download=True if this machine has internet)"
         )
     return builder

@@ -175,6 +175,9 @@ def test_the_disk_path_refuses_what_it_cannot_read(tmp_path, jpegs_data_dir, cif
     with pytest.raises(input_pipeline.DatasetError, match=r"eval_split='test' is not a split of generated_jpegs: it "
                        r"has \['train', 'validation'\]"):  # fmt: skip
         input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, eval_split="test")
+    with pytest.raises(input_pipeline.DatasetError, match=r"not prepared in .*tfds.builder\('cifar10', "
+                       r"data_dir='/data/tfds', file_format='array_record'\).download_and_prepare\(\)"):  # fmt: skip
+        input_pipeline.check_source("cifar10", str(tmp_path), input_path="disk", image_size=(32, 32))
     with pytest.raises(input_pipeline.DatasetError, match="generated in memory: there is no file to read"):
         input_pipeline.check_source("quickstart", input_path="disk")
     with pytest.raises(input_pipeline.DatasetError, match="input_path='tape' is not one of"):
