@@ -60,26 +60,37 @@ def define_flags(values, argv):
     """train.py's flags, on `values`. config_flags applies the `--config.<field>` overrides in `argv` here, when
     the flag is defined, so `argv` must have been through `checked_argv`."""
     config_flags.DEFINE_config_file(
-        "config", os.path.join(PROJECT, "configs", "quickstart.py"),
+        "config",
+        os.path.join(PROJECT, "configs", "quickstart.py"),
         "Experiment config file; override any field with --config.<field>=<value> (list: --helpconfig).",
-        flag_values=values, sys_argv=argv,
-    )  # fmt: skip
+        flag_values=values,
+        sys_argv=argv,
+    )
     flags.DEFINE_string("workdir", "runs/quickstart", "Checkpoints, logs and reports go here.", flag_values=values)
     flags.DEFINE_enum(
-        "mode", "train", ["train", "trial", "lr_find", "schedule"],
+        "mode",
+        "train",
+        ["train", "trial", "lr_find", "schedule"],
         "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
         "lr_find: the LR range test (config.lr_find), which suggests config.lr. "
         "schedule: print and plot the config's learning rate and momentum, without training.",
         flag_values=values,
-    )  # fmt: skip
+    )
     flags.DEFINE_integer(
-        "steps_per_epoch", None, "--mode=schedule: the run's steps per epoch; default: counted from the dataset.",
+        "steps_per_epoch",
+        None,
+        "--mode=schedule: the run's steps per epoch; default: counted from the dataset.",
         flag_values=values,
-    )  # fmt: skip
-    flags.DEFINE_boolean("helpconfig", False, "List every config field with its default, type and meaning, and exit.",
-                         flag_values=values)  # fmt: skip
-    flags.DEFINE_boolean("tf_logs", False, "Show TensorFlow's own log lines (hidden by default, but for the few it "
-                         "prints before any setting can apply).", flag_values=values)  # fmt: skip
+    )
+    flags.DEFINE_boolean(
+        "helpconfig", False, "List every config field with its default, type and meaning, and exit.", flag_values=values
+    )
+    flags.DEFINE_boolean(
+        "tf_logs",
+        False,
+        "Show TensorFlow's own log lines (hidden by default, but for the few it prints before any setting can apply).",
+        flag_values=values,
+    )
 
 
 sys.argv[:] = checked_argv(sys.argv)
@@ -114,8 +125,10 @@ def dispatch(config, workdir):
         suggestion = find_lr(config, workdir)["suggestion"]
         if suggestion.get("config_lr"):
             config_file = config_flags.get_config_filename(FLAGS["config"])
-            print(f"train with the suggestion:\n  python train.py --config={config_file} "
-                  f"--config.lr={suggestion['config_lr']:.4g} --workdir=runs/<name>")  # fmt: skip
+            print(
+                f"train with the suggestion:\n  python train.py --config={config_file} "
+                f"--config.lr={suggestion['config_lr']:.4g} --workdir=runs/<name>"
+            )
     elif FLAGS.mode == "trial":
         (run_comparison if config.trial.arms else run_trial)(config, workdir)
     else:

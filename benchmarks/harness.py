@@ -59,12 +59,16 @@ def paired_ratio(variant, reference):
 
 def table(rows):
     """Markdown: one row per (regime, variant, reference) with images/s and the ratio to the reference."""
-    lines = ["| regime | variant | images/s | vs | ratio | target | first call s (variant / vs) |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| regime | variant | images/s | vs | ratio | target | first call s (variant / vs) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for regime, variant, reference, target in rows:
         ratio = paired_ratio(variant, reference)
         mark = "" if target is None else (f">= {target:g} " + ("met" if ratio >= target else "**missed**"))
         first_calls = f"{variant.first_call_seconds:.1f} / {reference.first_call_seconds:.1f}"
-        lines.append(f"| {regime} | {variant.name} | {variant.images_per_second:,.0f} | {reference.name} | "
-                     f"{ratio:.3f} | {mark} | {first_calls} |")  # fmt: skip
+        lines.append(
+            f"| {regime} | {variant.name} | {variant.images_per_second:,.0f} | {reference.name} | "
+            f"{ratio:.3f} | {mark} | {first_calls} |"
+        )
     return "\n".join(lines)

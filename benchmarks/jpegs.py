@@ -20,15 +20,19 @@ def prepare(data_dir, num_train=240, num_eval=60, sides=(40, 90), num_shards=3, 
             VERSION = tfds.core.Version("1.0.0")
 
             def _info(self):
-                features = tfds.features.FeaturesDict({
-                    "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
-                    "label": tfds.features.ClassLabel(num_classes=max(num_train, num_eval)),
-                })  # fmt: skip
+                features = tfds.features.FeaturesDict(
+                    {
+                        "image": tfds.features.Image(shape=(None, None, 3), encoding_format="jpeg"),
+                        "label": tfds.features.ClassLabel(num_classes=max(num_train, num_eval)),
+                    }
+                )
                 return tfds.core.DatasetInfo(builder=self, features=features, supervised_keys=("image", "label"))
 
             def _split_generators(self, dl_manager):
-                return {"train": self._generate_examples(num_train, seed),
-                        "validation": self._generate_examples(num_eval, seed + 1)}  # fmt: skip
+                return {
+                    "train": self._generate_examples(num_train, seed),
+                    "validation": self._generate_examples(num_eval, seed + 1),
+                }
 
             def _generate_examples(self, count, split_seed):
                 rng = np.random.default_rng(split_seed)

@@ -35,8 +35,13 @@ from configs.base import Config
 from input_pipeline import crops
 
 PIPELINE_BATCHES_PER_STEP = 20  # the pipelines alone are timed over windows of 20x the training windows' batches
-CONFIG = Config(model="resnet50", batch_size=16, lr_reference_batch=16, jit_compile=False,
-                augmentation=input_pipeline.Augmentation(crop_padding=0, flip=True, cutout=0))  # fmt: skip
+CONFIG = Config(
+    model="resnet50",
+    batch_size=16,
+    lr_reference_batch=16,
+    jit_compile=False,
+    augmentation=input_pipeline.Augmentation(crop_padding=0, flip=True, cutout=0),
+)
 
 
 def resident_mib():
@@ -76,8 +81,9 @@ def main():
     config = dataclasses.replace(CONFIG, image_size=size)
     with tempfile.TemporaryDirectory() as data_dir, tempfile.TemporaryDirectory() as tfrecord_dir:
         for directory, file_format in ((data_dir, "array_record"), (tfrecord_dir, "tfrecord")):
-            jpegs.prepare(directory, num_train=args.examples, num_eval=16, sides=(160, 400), num_shards=4,
-                          file_format=file_format)  # fmt: skip
+            jpegs.prepare(
+                directory, num_train=args.examples, num_eval=16, sides=(160, 400), num_shards=4, file_format=file_format
+            )
         data = input_pipeline.load(jpegs.NAME, data_dir, image_size=size, input_path="disk")
         in_memory = input_pipeline.load("synthetic", image_size=size, synthetic_examples=config.batch_size)
         in_memory = dataclasses.replace(in_memory, num_classes=data.num_classes)  # the same model
@@ -92,13 +98,25 @@ def main():
         after_one = resident_mib()
         pipeline.run(3 * steps_per_epoch)
         after_four = resident_mib()
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, float32; {args.examples} JPEGs of 160-400 px -> {args.size} px crops; batch "
-          f"{config.batch_size}; {args.windows} alternated windows of {args.steps} steps; median images/s")  # fmt: skip
-    print(table([("disk", limit, limit, None), ("disk", pipeline, limit, 1.0), ("disk", ours, limit, None),
-                 ("disk", stream, pipeline, None)]))  # fmt: skip
-    print(f"resident host memory after 1 epoch of the disk path: {after_one:,.0f} MiB; after 3 more: "
-          f"{after_four:,.0f} MiB")  # fmt: skip
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, float32; {args.examples} JPEGs of 160-400 px -> {args.size} px crops; batch "
+        f"{config.batch_size}; {args.windows} alternated windows of {args.steps} steps; median images/s"
+    )
+    print(
+        table(
+            [
+                ("disk", limit, limit, None),
+                ("disk", pipeline, limit, 1.0),
+                ("disk", ours, limit, None),
+                ("disk", stream, pipeline, None),
+            ]
+        )
+    )
+    print(
+        f"resident host memory after 1 epoch of the disk path: {after_one:,.0f} MiB; after 3 more: "
+        f"{after_four:,.0f} MiB"
+    )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,10 @@ def main():
         two = training_variant("ours, 2 replicas (MirroredStrategy)", config, data, strategy=mirrored)
         alternate([one, two], args.windows, args.steps or steps)
         rows += [(regime, one, one, None), (regime, two, one, None)]
-    print(f"2 logical CPU devices on {len(tf.config.list_physical_devices('CPU'))} physical CPU; global batch as "
-          "in benchmarks/step.py; median images/s over alternated windows")  # fmt: skip
+    print(
+        f"2 logical CPU devices on {len(tf.config.list_physical_devices('CPU'))} physical CPU; global batch as "
+        "in benchmarks/step.py; median images/s over alternated windows"
+    )
     print(table(rows))
 
 

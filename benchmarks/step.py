@@ -64,8 +64,9 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
         dataset = tf.data.Dataset.from_tensors((images, data.train_labels[: config.batch_size])).repeat()
         dataset = strategy.experimental_distribute_dataset(dataset)
-    train_loop = training_steps.make_loops(strategy, model, optimizer, config, data.num_classes, config.batch_size,
-                                           resident)[0]  # fmt: skip
+    train_loop = training_steps.make_loops(
+        strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
+    )[0]
     source = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
@@ -133,8 +134,9 @@ def keras_variant(name, config, data, dataset, callbacks=(), jit_compile=False):
 
 def pipeline_variant(config, data, name="input pipeline alone"):
     """The input pipeline alone: batches made (gathered or read, normalised, augmented) and fetched, no training."""
-    dataset = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config.batch_size, 0,
-                                           augmentation=config.augmentation)  # fmt: skip
+    dataset = input_pipeline.train_dataset(
+        tf.distribute.get_strategy(), data, config.batch_size, 0, augmentation=config.augmentation
+    )
     return fetching(name, dataset, config.batch_size)
 
 
@@ -144,27 +146,45 @@ def regime_rows(regime, config, data, windows, steps):
     adam = {
         (name, t): training_variant(f"{name} @ step {t:,}", config, data, "memory", make, start_step=t)
         for t in (0, LATE_STEP)
-        for name, make in (("onecycle.Adam", lambda: onecycle.Adam(adam_schedule)),
-                           ("keras Adam", lambda: keras.optimizers.Adam(peak)))
-    }  # fmt: skip
+        for name, make in (
+            ("onecycle.Adam", lambda: onecycle.Adam(adam_schedule)),
+            ("keras Adam", lambda: keras.optimizers.Adam(peak)),
+        )
+    }
     limit = training_variant("limit: compiled step, batch in memory", config, data, "memory")
     ours = training_variant("ours: loop + pipeline + 1Cycle", config, data)
     resident = training_variant("ours, data on device", config, data, "device")
     unaugmented = dataclasses.replace(config, augmentation=NO_AUGMENTATION)
     bare = training_variant("ours without augmentation", unaugmented, data)
     bare_resident = training_variant("ours, data on device, without augmentation", unaugmented, data, "device")
-    xla = training_variant(f"ours, jit_compile={not config.jit_compile}",
-                           dataclasses.replace(config, jit_compile=not config.jit_compile), data)  # fmt: skip
+    xla = training_variant(
+        f"ours, jit_compile={not config.jit_compile}",
+        dataclasses.replace(config, jit_compile=not config.jit_compile),
+        data,
+    )
     constant = training_variant(
-        "ours, constant momentum", config, data,
-        make_optimizer=lambda: onecycle.SGD(onecycle.OneCycle(peak, 2 * LATE_STEP), momentum=0.95, nesterov=True,
-                                            cycle_momentum=False, weight_decay=config.weight_decay),
-    )  # fmt: skip
-    ours_input = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config.batch_size, 0,
-                                              augmentation=config.augmentation)  # fmt: skip
+        "ours, constant momentum",
+        config,
+        data,
+        make_optimizer=lambda: onecycle.SGD(
+            onecycle.OneCycle(peak, 2 * LATE_STEP),
+            momentum=0.95,
+            nesterov=True,
+            cycle_momentum=False,
+            weight_decay=config.weight_decay,
+        ),
+    )
+    ours_input = input_pipeline.train_dataset(
+        tf.distribute.get_strategy(), data, config.batch_size, 0, augmentation=config.augmentation
+    )
     naive = keras_variant("keras fit: naive input, constant lr", config, data, naive_dataset(config, data))
-    host = keras_variant("keras fit + host-callback 1Cycle", config, data, ours_input,
-                         [HostOneCycle(onecycle.OneCycle(peak, 2 * LATE_STEP), 2 * LATE_STEP)])  # fmt: skip
+    host = keras_variant(
+        "keras fit + host-callback 1Cycle",
+        config,
+        data,
+        ours_input,
+        [HostOneCycle(onecycle.OneCycle(peak, 2 * LATE_STEP), 2 * LATE_STEP)],
+    )
     keras_xla = keras_variant("keras fit(jit_compile=True)", config, data, ours_input, jit_compile=True)
     pipeline = pipeline_variant(config, data)
     variants = [limit, ours, resident, bare, bare_resident, xla, constant, naive, host, keras_xla, *adam.values()]
@@ -210,10 +230,12 @@ def main():
     for regime in args.regimes:
         config, steps = REGIMES[regime]
         rows += regime_rows(regime, config, data, args.windows, args.steps or steps)
-    print(f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, float32; {args.windows} alternated windows per variant of "
-          f"{args.steps or 'the regime default number of'} steps; median images/s; ratio: median of paired "
-          "windows")  # fmt: skip
+    print(
+        f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, float32; {args.windows} alternated windows per variant of "
+        f"{args.steps or 'the regime default number of'} steps; median images/s; ratio: median of paired "
+        "windows"
+    )
     print(table(rows))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak host memory of this process (every variant built): {peak_mib:,.0f} MiB")

@@ -19,16 +19,18 @@ from input_pipeline import quickstart
 
 
 def small_cnn(num_classes):
-    return keras.Sequential([
-        keras.Input((32, 32, 3)),
-        keras.layers.Rescaling(1 / 255),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.MaxPooling2D(),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])  # fmt: skip
+    return keras.Sequential(
+        [
+            keras.Input((32, 32, 3)),
+            keras.layers.Rescaling(1 / 255),
+            keras.layers.Conv2D(32, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Conv2D(64, 3, activation="relu"),
+            keras.layers.MaxPooling2D(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(num_classes, activation="softmax"),
+        ]
+    )
 
 
 class PrintSchedule(keras.callbacks.Callback):
@@ -41,9 +43,11 @@ class PrintSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         optimizer = self.model.optimizer
         step = int(optimizer.iterations.numpy())
-        print(f"epoch {epoch + 1}: step {step}  lr {float(optimizer.learning_rate):.6g} "
-              f"(OneCycle {float(self.schedule(step)):.6g})  momentum {float(optimizer.current_momentum):.4f} "
-              f"(OneCycle {float(self.schedule.momentum(step)):.4f})  accuracy {logs['accuracy']:.4f}")  # fmt: skip
+        print(
+            f"epoch {epoch + 1}: step {step}  lr {float(optimizer.learning_rate):.6g} "
+            f"(OneCycle {float(self.schedule(step)):.6g})  momentum {float(optimizer.current_momentum):.4f} "
+            f"(OneCycle {float(self.schedule.momentum(step)):.4f})  accuracy {logs['accuracy']:.4f}"
+        )
 
 
 def main():
@@ -61,11 +65,19 @@ def main():
     model = small_cnn(len(quickstart.CLASS_NAMES))
     optimizer = onecycle.RMSprop(learning_rate=lr)  # the post: tf.keras.optimizers.RMSprop(lr=lr)
     model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, verbose=2,
-              callbacks=[lr_schedule, PrintSchedule(lr_schedule.schedule)])  # fmt: skip
-    print(f"schedule: {len(lr_schedule.lrs)} steps, lr {lr_schedule.lrs[0]:.3g} -> {lr_schedule.lrs.max():.3g} -> "
-          f"{lr_schedule.lrs[-1]:.3g}, momentum {lr_schedule.moms[0]:.2f} -> {lr_schedule.moms.min():.2f} -> "
-          f"{lr_schedule.moms[-1]:.2f}")  # fmt: skip
+    model.fit(
+        x_train,
+        y_train,
+        batch_size=batch_size,
+        epochs=epochs,
+        verbose=2,
+        callbacks=[lr_schedule, PrintSchedule(lr_schedule.schedule)],
+    )
+    print(
+        f"schedule: {len(lr_schedule.lrs)} steps, lr {lr_schedule.lrs[0]:.3g} -> {lr_schedule.lrs.max():.3g} -> "
+        f"{lr_schedule.lrs[-1]:.3g}, momentum {lr_schedule.moms[0]:.2f} -> {lr_schedule.moms.min():.2f} -> "
+        f"{lr_schedule.moms[-1]:.2f}"
+    )
 
 
 if __name__ == "__main__":

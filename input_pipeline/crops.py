@@ -17,10 +17,15 @@ def random_resized_crop(encoded, size, seed):
     """uint8 [*size, 3]: a random-resized crop of the encoded image, drawn from `seed` (shape [2], stateless)."""
     shape = _shape(encoded)
     begin, crop_size, _ = tf.image.stateless_sample_distorted_bounding_box(
-        shape, tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed, min_object_covered=AREA_RANGE[0],
-        aspect_ratio_range=ASPECT_RATIO_RANGE, area_range=AREA_RANGE, max_attempts=10,
+        shape,
+        tf.constant([[[0.0, 0.0, 1.0, 1.0]]]),
+        seed,
+        min_object_covered=AREA_RANGE[0],
+        aspect_ratio_range=ASPECT_RATIO_RANGE,
+        area_range=AREA_RANGE,
+        max_attempts=10,
         use_image_if_no_bounding_boxes=True,
-    )  # fmt: skip
+    )
     return _resized(_decode_window(encoded, begin[:2], crop_size[:2]), size)
 
 

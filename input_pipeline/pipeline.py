@@ -164,8 +164,10 @@ def _batches(keyed, source, batch_size, finish, crop):
         examples = records.decoded_batches(keyed, source, batch_size, crop)
         return examples.map(finish, num_parallel_calls=tf.data.AUTOTUNE)
     images, labels = source
-    return keyed.map(lambda key, indices: finish(key, tf.gather(images, indices), tf.gather(labels, indices)),
-                     num_parallel_calls=tf.data.AUTOTUNE)  # fmt: skip
+    return keyed.map(
+        lambda key, indices: finish(key, tf.gather(images, indices), tf.gather(labels, indices)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
 
 
 def _prefetched(data, local_replicas):

@@ -10,9 +10,17 @@ The HARD variant ("quickstart_hard": more noise, less contrast) is for comparing
 import numpy as np
 
 CLASS_NAMES = (
-    "disk", "square", "diamond", "ring", "plus", "triangle", "frame",
-    "horizontal_stripes", "vertical_stripes", "checkerboard",
-)  # fmt: skip
+    "disk",
+    "square",
+    "diamond",
+    "ring",
+    "plus",
+    "triangle",
+    "frame",
+    "horizontal_stripes",
+    "vertical_stripes",
+    "checkerboard",
+)
 SIZE = 32
 
 

@@ -71,8 +71,19 @@ class Placement:
     reason: str
 
 
-def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic_examples=4096, skip_bad_images=False,
-         input_path="auto", max_in_memory_gib=8.0, eval_split="", placement=None):  # fmt: skip
+def load(
+    name,
+    data_dir=None,
+    download=False,
+    image_size=None,
+    seed=0,
+    synthetic_examples=4096,
+    skip_bad_images=False,
+    input_path="auto",
+    max_in_memory_gib=8.0,
+    eval_split="",
+    placement=None,
+):
     """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name,
     into memory (a `Data`) or as a dataset read from disk (a `records.DiskData`), as `check_source` places it.
 
@@ -89,10 +100,12 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
         placement: `check_source`'s answer for these arguments, when the caller already has it (it lists an
             image folder's files, which is slow on a large one); asked here otherwise.
     """
-    placement = placement or check_source(name, data_dir, download, image_size, input_path, max_in_memory_gib,
-                                          eval_split)  # fmt: skip
-    logging.info("input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index",
-                 placement.reason)  # fmt: skip
+    placement = placement or check_source(
+        name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split
+    )
+    logging.info(
+        "input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index", placement.reason
+    )
     if name in ("quickstart", "quickstart_hard"):
         return _quickstart(name, seed)
     if name == "synthetic":
@@ -106,8 +119,9 @@ def load(name, data_dir=None, download=False, image_size=None, seed=0, synthetic
     return _tfds(name, data_dir, download, image_size, eval_split)
 
 
-def check_source(name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0,
-                 eval_split=""):  # fmt: skip
+def check_source(
+    name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0, eval_split=""
+):
     """The `Placement` of the dataset, or a `DatasetError` if `load` would fail to find or place it: seconds,
     before anything is read.
 
@@ -119,8 +133,10 @@ def check_source(name, data_dir=None, download=False, image_size=None, input_pat
         raise DatasetError(f"--config.input_path={input_path!r} is not one of {INPUT_PATHS}")
     if name in GENERATED:
         if input_path == "disk":
-            raise DatasetError(f"--config.dataset={name} is generated in memory: there is no file to read; use "
-                               "--config.input_path=auto or memory")  # fmt: skip
+            raise DatasetError(
+                f"--config.dataset={name} is generated in memory: there is no file to read; use "
+                "--config.input_path=auto or memory"
+            )
         return Placement("memory", f"{name} is generated in memory")
     if name == "image_folder":
         if not data_dir or not (pathlib.Path(data_dir) / "train").is_dir():
@@ -132,8 +148,12 @@ def check_source(name, data_dir=None, download=False, image_size=None, input_pat
             raise DatasetError("image_folder needs --config.image_size=height,width: its images are resized to it")
         root = pathlib.Path(data_dir)
         num_examples = sum(len(files) for split in ("train", "test") for files in _image_files(root / split)[1])
-        return _placement(f"{num_examples} images in {data_dir}", num_examples * int(np.prod(image_size)) * 3,
-                          input_path, max_in_memory_gib)  # fmt: skip
+        return _placement(
+            f"{num_examples} images in {data_dir}",
+            num_examples * int(np.prod(image_size)) * 3,
+            input_path,
+            max_in_memory_gib,
+        )
     builder = _prepared_builder(name, data_dir, download, for_disk=input_path == "disk")
     features = builder.info.features
     if "image" not in features or "label" not in features:
@@ -145,8 +165,9 @@ def check_source(name, data_dir=None, download=False, image_size=None, input_pat
         )
     splits = builder.info.splits
     num_examples = sum(splits[s].num_examples for s in ("train", _eval_split(builder, eval_split)))
-    placement = _placement(f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path,
-                           max_in_memory_gib)  # fmt: skip
+    placement = _placement(
+        f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path, max_in_memory_gib
+    )
     if placement.where == "disk":
         _check_readable_by_index(builder, name, image_size)
     return placement
@@ -164,11 +185,15 @@ def _placement(what, nbytes, input_path, max_in_memory_gib):
 
 def _check_readable_by_index(builder, name, image_size):
     if image_size is None:
-        raise DatasetError(f"{name} is read from disk and cropped to --config.image_size=height,width: set it "
-                           "(e.g. --config.image_size=224,224)")  # fmt: skip
+        raise DatasetError(
+            f"{name} is read from disk and cropped to --config.image_size=height,width: set it "
+            "(e.g. --config.image_size=224,224)"
+        )
     if not builder.is_prepared():
-        raise DatasetError(f"{name} is to be read from disk but is not prepared in {builder.data_dir}: prepare it "
-                           "first (BUILD.md, 'In memory or from disk')")  # fmt: skip
+        raise DatasetError(
+            f"{name} is to be read from disk but is not prepared in {builder.data_dir}: prepare it "
+            "first (BUILD.md, 'In memory or from disk')"
+        )
     if not _stored_as_array_record(builder):
         file_format = builder.info.file_format
         raise DatasetError(
@@ -185,9 +210,15 @@ def _quickstart(name, seed):
     eval_images, eval_labels = quickstart.generate(QUICKSTART_SIZES[1], seed + 1, **difficulty)
     pixels = train_images.reshape(-1, 3).astype(np.float64)
     return Data(
-        name, train_images, train_labels, eval_images, eval_labels, len(quickstart.CLASS_NAMES),
-        tuple(pixels.mean(0)), tuple(pixels.std(0)),
-    )  # fmt: skip
+        name,
+        train_images,
+        train_labels,
+        eval_images,
+        eval_labels,
+        len(quickstart.CLASS_NAMES),
+        tuple(pixels.mean(0)),
+        tuple(pixels.std(0)),
+    )
 
 
 def _synthetic(image_size, num_examples, seed):
@@ -219,15 +250,18 @@ def _image_files(folder, class_names=None):
 def _bad_image(path, reason, skip_bad_images, skipped):
     """Records an unusable image file when `skip_bad_images`, else raises the error that names it."""
     if not skip_bad_images:
-        raise DatasetError(f"image_folder: cannot decode {path} ({reason}): fix or remove it, or skip such files "
-                           "with --config.skip_bad_images=True")  # fmt: skip
+        raise DatasetError(
+            f"image_folder: cannot decode {path} ({reason}): fix or remove it, or skip such files "
+            "with --config.skip_bad_images=True"
+        )
     skipped.append(str(path))
 
 
 def _warn_skipped(skipped, folder):
     if skipped:
-        logging.warning("image_folder: skipped %d undecodable or empty files of %s, e.g. %s", len(skipped), folder,
-                        skipped[:3])  # fmt: skip
+        logging.warning(
+            "image_folder: skipped %d undecodable or empty files of %s, e.g. %s", len(skipped), folder, skipped[:3]
+        )
 
 
 def _image_folder(root, image_size, skip_bad_images):
@@ -260,9 +294,14 @@ def _image_folder(root, image_size, skip_bad_images):
     train_images, train_labels, class_names = read("train")
     eval_images, eval_labels, _ = read("test", class_names)
     return Data(
-        pathlib.Path(root).name, train_images, train_labels, eval_images, eval_labels, len(class_names),
+        pathlib.Path(root).name,
+        train_images,
+        train_labels,
+        eval_images,
+        eval_labels,
+        len(class_names),
         *IMAGENET_STATS,
-    )  # fmt: skip
+    )
 
 
 def _image_folder_on_disk(root, image_size, skip_bad_images):
@@ -289,8 +328,9 @@ def _image_folder_on_disk(root, image_size, skip_bad_images):
 
     train, class_names = split("train")
     evaluation, _ = split("test", class_names)
-    return records.DiskData(pathlib.Path(root).name, train, evaluation, len(class_names), tuple(image_size),
-                            *IMAGENET_STATS)  # fmt: skip
+    return records.DiskData(
+        pathlib.Path(root).name, train, evaluation, len(class_names), tuple(image_size), *IMAGENET_STATS
+    )
 
 
 def _prepared_builder(name, data_dir, download, for_disk=False):
@@ -353,8 +393,9 @@ def _eval_split(builder, eval_split=""):
     splits = builder.info.splits
     if eval_split:
         if eval_split not in splits:
-            raise DatasetError(f"--config.eval_split={eval_split!r} is not a split of {builder.info.name}: it has "
-                               f"{sorted(splits)}")  # fmt: skip
+            raise DatasetError(
+                f"--config.eval_split={eval_split!r} is not a split of {builder.info.name}: it has {sorted(splits)}"
+            )
         return eval_split
     return "test" if "test" in splits else "validation"
 

@@ -40,8 +40,9 @@ def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     and scale-free BatchNorm; `width` scales the blocks' channels (1.0: 64-256-256)."""
 
     def norm(x):
-        return keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False,
-                                               synchronized=sync_batch_norm)(x)  # fmt: skip
+        return keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False, synchronized=sync_batch_norm)(
+            x
+        )
 
     def conv(x, channels):
         return keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)

@@ -39,15 +39,23 @@ class OneCycleScheduler(keras.callbacks.Callback):
     momentum too. `cycle_momentum=False` cycles the learning rate only, with any optimizer.
     """
 
-    def __init__(self, lr_max, steps, mom_min=0.85, mom_max=0.95, phase_1_pct=0.3, div_factor=25.0,
-                 cycle_momentum=True):  # fmt: skip
+    def __init__(
+        self, lr_max, steps, mom_min=0.85, mom_max=0.95, phase_1_pct=0.3, div_factor=25.0, cycle_momentum=True
+    ):
         super().__init__()
         if int(steps) != steps:
             raise ValueError(f"OneCycleScheduler: steps must be a whole number of optimizer steps, got {steps}")
         self.cycle_momentum = cycle_momentum
-        self.schedule = OneCycle(lr_max, int(steps), pct_start=phase_1_pct, anneal_strategy="cos",
-                                 div_factor=div_factor, final_div_factor=1e4, base_momentum=mom_min,
-                                 max_momentum=mom_max)  # fmt: skip
+        self.schedule = OneCycle(
+            lr_max,
+            int(steps),
+            pct_start=phase_1_pct,
+            anneal_strategy="cos",
+            div_factor=div_factor,
+            final_div_factor=1e4,
+            base_momentum=mom_min,
+            max_momentum=mom_max,
+        )
 
     def on_train_begin(self, logs=None):
         optimizer = _inner(self.model.optimizer)
@@ -63,9 +71,11 @@ class OneCycleScheduler(keras.callbacks.Callback):
 
     def _refuse_or_warn(self, optimizer):
         name = type(optimizer).__name__
-        ours = f"onecycle.{name}(...) with the same arguments" if name in ("SGD", "Adam", "AdamW", "RMSprop") else (
-            "an optimizer of the onecycle package (SGD, Adam, AdamW or RMSprop)"
-        )  # fmt: skip
+        ours = (
+            f"onecycle.{name}(...) with the same arguments"
+            if name in ("SGD", "Adam", "AdamW", "RMSprop")
+            else ("an optimizer of the onecycle package (SGD, Adam, AdamW or RMSprop)")
+        )
         momentum = next((a for a in ("momentum", "beta_1") if getattr(optimizer, a, 0)), None)
         if momentum:
             raise ValueError(
@@ -73,8 +83,12 @@ class OneCycleScheduler(keras.callbacks.Callback):
                 f"keras.optimizers.{name} (Keras 3 bakes it into the compiled step): use {ours}, or pass "
                 f"cycle_momentum=False to cycle the learning rate only"
             )
-        logging.warning("OneCycleScheduler: keras.optimizers.%s has no momentum to cycle; the learning rate "
-                        "cycles. For momentum cycling use %s.", name, ours)  # fmt: skip
+        logging.warning(
+            "OneCycleScheduler: keras.optimizers.%s has no momentum to cycle; the learning rate "
+            "cycles. For momentum cycling use %s.",
+            name,
+            ours,
+        )
 
     @property
     def lrs(self):

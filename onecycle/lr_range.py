@@ -36,8 +36,12 @@ class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
         return self.start_lr * tf.exp(fraction * math.log(self.end_lr / self.start_lr))
 
     def get_config(self):
-        return {"start_lr": self.start_lr, "end_lr": self.end_lr, "num_steps": self.num_steps,
-                "first_step": self.first_step}  # fmt: skip
+        return {
+            "start_lr": self.start_lr,
+            "end_lr": self.end_lr,
+            "num_steps": self.num_steps,
+            "first_step": self.first_step,
+        }
 
 
 def smooth(losses, beta=0.98):
@@ -119,8 +123,11 @@ def plot_sweep(lrs, losses, smoothed, suggestion, path=None, title="LR range tes
     axis = figure.subplots()
     axis.plot(lrs, losses, color="lightgrey", lw=1, label="loss")
     axis.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed loss")
-    marks = (("valley_lr", "tab:green", "-"), ("minimum_over_10_lr", "tab:orange", "--"),
-             ("steepest_lr", "tab:purple", ":"))  # fmt: skip
+    marks = (
+        ("valley_lr", "tab:green", "-"),
+        ("minimum_over_10_lr", "tab:orange", "--"),
+        ("steepest_lr", "tab:purple", ":"),
+    )
     for key, colour, style in marks:
         if suggestion.get(key):
             axis.axvline(

@@ -19,8 +19,14 @@ def start(workdir, *flags, script="train.py", log_name="train.log", environment=
     """Starts `script` (train.py, or tests/run_with_fault.py with its arguments first) on the quick-start config."""
     command = [sys.executable, *script.split(), "--config=configs/quickstart.py", f"--workdir={workdir}", *flags]
     log = open(os.path.join(workdir, log_name), "a")  # noqa: SIM115 (closed by the child's exit)
-    return subprocess.Popen(command, cwd=REPO, env=ENVIRONMENT | (environment or {}), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    return subprocess.Popen(
+        command,
+        cwd=REPO,
+        env=ENVIRONMENT | (environment or {}),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def finish(process, timeout=300):

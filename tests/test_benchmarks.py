@@ -9,50 +9,84 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_step_benchmark_smoke_run_prints_every_row():
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.step", "--windows=1", "--steps=1", "--regimes=overhead"],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step", "--windows=1", "--steps=1", "--regimes=overhead"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
     names = [row.split(" | ")[1] for row in rows]
     assert names == [
-        "limit: compiled step, batch in memory", "ours: loop + pipeline + 1Cycle", "ours, data on device",
-        "ours without augmentation", "ours, data on device, without augmentation",
-        "ours, jit_compile=True", "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle",
-        "ours: loop + pipeline + 1Cycle", "ours: loop + pipeline + 1Cycle", "onecycle.Adam @ step 0",
-        "onecycle.Adam @ step 1,000,000", "input pipeline alone",
-    ]  # fmt: skip
+        "limit: compiled step, batch in memory",
+        "ours: loop + pipeline + 1Cycle",
+        "ours, data on device",
+        "ours without augmentation",
+        "ours, data on device, without augmentation",
+        "ours, jit_compile=True",
+        "ours: loop + pipeline + 1Cycle",
+        "ours: loop + pipeline + 1Cycle",
+        "ours: loop + pipeline + 1Cycle",
+        "ours: loop + pipeline + 1Cycle",
+        "onecycle.Adam @ step 0",
+        "onecycle.Adam @ step 1,000,000",
+        "input pipeline alone",
+    ]
     references = [row.split(" | ")[3] for row in rows]
-    assert references[7:10] == ["keras fit: naive input, constant lr", "keras fit + host-callback 1Cycle",
-                               "keras fit(jit_compile=True)"]  # fmt: skip
+    assert references[7:10] == [
+        "keras fit: naive input, constant lr",
+        "keras fit + host-callback 1Cycle",
+        "keras fit(jit_compile=True)",
+    ]
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)  # every ratio was measured
 
 
 def test_replicas_benchmark_smoke_run_prints_both_rows():
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.replicas", "--windows=1", "--steps=1",
-                           "--regimes=overhead"], cwd=REPO, env=environment, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.replicas", "--windows=1", "--steps=1", "--regimes=overhead"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
     assert [row.split(" | ")[1] for row in rows] == ["ours, 1 replica", "ours, 2 replicas (MirroredStrategy)"]
 
 
 def test_unknown_regime_is_refused():
-    done = subprocess.run([sys.executable, "-m", "benchmarks.step", "--regimes=gpu"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.step", "--regimes=gpu"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2 and "unknown regime(s) ['gpu']" in done.stderr
 
 
 def test_records_benchmark_smoke_run_prints_its_rows():
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-m", "benchmarks.records", "--windows=1", "--steps=1", "--examples=32",
-                           "--size=64"], cwd=REPO, env=environment, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.records", "--windows=1", "--steps=1", "--examples=32", "--size=64"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| disk |")]
     assert [row.split(" | ")[1] for row in rows] == [
-        "limit: ResNet-50 step, batch in memory", "disk path alone: read, decode, crop, flip",
-        "ours: ResNet-50 step reading from disk", "tfds stream of the same JPEGs as TFRecord",
-    ]  # fmt: skip
+        "limit: ResNet-50 step, batch in memory",
+        "disk path alone: read, decode, crop, flip",
+        "ours: ResNet-50 step reading from disk",
+        "tfds stream of the same JPEGs as TFRecord",
+    ]
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)
     assert "resident host memory after 1 epoch of the disk path" in done.stdout

@@ -37,8 +37,13 @@ def test_post_usage_applies_onecycle_lr_and_momentum_at_every_step(two_replicas,
     strategy = two_replicas if replicas == 2 else tf.distribute.get_strategy()
     scheduler = onecycle.OneCycleScheduler(0.2, np.float64(STEPS), phase_1_pct=0.5)  # the post passes np.ceil(...)
     assert scheduler.schedule.get_config() == schedule().get_config()
-    model = post_fit(strategy, lambda: onecycle.RMSprop(learning_rate=0.2), scheduler,
-                     steps_per_execution=steps_per_execution, jit_compile=False)  # fmt: skip
+    model = post_fit(
+        strategy,
+        lambda: onecycle.RMSprop(learning_rate=0.2),
+        scheduler,
+        steps_per_execution=steps_per_execution,
+        jit_compile=False,
+    )
     assert int(model.optimizer.iterations.numpy()) == STEPS
     for kernel in kernels(model):  # every replica
         np.testing.assert_allclose(kernel, numpy_rmsprop(), rtol=2e-5)
@@ -51,8 +56,14 @@ def test_a_second_fit_continues_the_schedule_from_the_optimizer_step():
     model.compile(optimizer=onecycle.RMSprop(learning_rate=0.2), loss="mse")
     half = GLOBAL_BATCH * STEPS // 2
     for start in (0, half):
-        model.fit(X[start : start + half], Y[start : start + half], batch_size=GLOBAL_BATCH, shuffle=False, verbose=0,
-                  callbacks=[scheduler])  # fmt: skip
+        model.fit(
+            X[start : start + half],
+            Y[start : start + half],
+            batch_size=GLOBAL_BATCH,
+            shuffle=False,
+            verbose=0,
+            callbacks=[scheduler],
+        )
     assert int(model.optimizer.iterations.numpy()) == STEPS
     np.testing.assert_allclose(model.get_weights()[0], numpy_rmsprop(), rtol=2e-5)
 
@@ -104,8 +115,10 @@ def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
     data = input_pipeline.load("quickstart")
     images = input_pipeline.normalise(data.train_images[:4096], data).numpy()
     model = models.create_model("airbench", (32, 32, 3), 10, width=0.25)
-    model.compile(optimizer=onecycle.SGD(0.01, momentum=0.9, nesterov=True),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))  # fmt: skip
+    model.compile(
+        optimizer=onecycle.SGD(0.01, momentum=0.9, nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     before = [w.copy() for w in model.get_weights()]
     finder = onecycle.LRFinder(start_lr=1e-4, end_lr=10, max_steps=60, smoothing=0.9)
     model.fit(images, data.train_labels[:4096], batch_size=64, epochs=2, verbose=0, callbacks=[finder])
@@ -127,8 +140,14 @@ def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
 
 def test_example_script_runs_and_its_schedule_is_onecycle():
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "examples/keras_one_cycle.py", "--epochs=2", "--train_examples=1024"],
-                          cwd=REPO, env=environment, capture_output=True, text=True, timeout=300)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "examples/keras_one_cycle.py", "--epochs=2", "--train_examples=1024"],
+        cwd=REPO,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2

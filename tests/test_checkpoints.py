@@ -11,8 +11,18 @@ from configs.base import Config
 from training import checkpoints, trainer
 from training.checkpoints import CheckpointError
 
-TINY = dict(model="airbench", width=0.25, batch_size=256, epochs=1, lr=0.4, lr_reference_batch=256, steps_per_loop=4,
-            log_every_steps=1, checkpoint_every_steps=4, jit_compile=False)  # fmt: skip
+TINY = dict(
+    model="airbench",
+    width=0.25,
+    batch_size=256,
+    epochs=1,
+    lr=0.4,
+    lr_reference_batch=256,
+    steps_per_loop=4,
+    log_every_steps=1,
+    checkpoint_every_steps=4,
+    jit_compile=False,
+)
 
 
 def saved_values(directory, values):

@@ -15,8 +15,13 @@ from training import trainer
 from trial.runner import check_trial
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
-DOCUMENTS = ["README.md", "BUILD.md", "benchmarks/README.md", "train.py", *sorted(
-    str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py") if p.name != "fields.py")]  # fmt: skip
+DOCUMENTS = [
+    "README.md",
+    "BUILD.md",
+    "benchmarks/README.md",
+    "train.py",
+    *sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py") if p.name != "fields.py"),
+]
 
 
 def documented_commands():

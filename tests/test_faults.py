@@ -21,8 +21,14 @@ from training.faults import EXIT_CODES
 
 # The quick-start job on synthetic data (quicker to make): 10 epochs of 8 steps, a call into the loop every 5 steps
 # (after a first call of 1), an evaluation every 20 steps and a checkpoint every 10.
-FLAGS = ("--config.dataset=synthetic", "--config.epochs=10", "--config.steps_per_loop=5", "--config.log_every_steps=5",
-         "--config.checkpoint_every_steps=10", "--config.eval_every_epochs=2.5")  # fmt: skip
+FLAGS = (
+    "--config.dataset=synthetic",
+    "--config.epochs=10",
+    "--config.steps_per_loop=5",
+    "--config.log_every_steps=5",
+    "--config.checkpoint_every_steps=10",
+    "--config.eval_every_epochs=2.5",
+)
 TOTAL = 80
 
 
@@ -66,10 +72,18 @@ def test_sigkill_mid_epoch_reading_from_disk_then_rerun_continues_exactly(tmp_pa
     """The same through the disk path (tfds ArrayRecord, random-resized crops): 4 epochs of 6 steps of 40, calls
     of at most 3 steps, a log point every 4 steps and a checkpoint every 8; killed after the 5th call (step 11),
     resumed at step 8, the 3rd step of the 2nd epoch."""
-    flags = ("--config.dataset=generated_jpegs", f"--config.data_dir={jpegs_data_dir}", "--config.input_path=disk",
-             "--config.image_size=32,32", "--config.batch_size=40", "--config.epochs=4", "--config.steps_per_loop=3",
-             "--config.log_every_steps=4", "--config.checkpoint_every_steps=8",
-             "--config.eval_every_epochs=2")  # fmt: skip
+    flags = (
+        "--config.dataset=generated_jpegs",
+        f"--config.data_dir={jpegs_data_dir}",
+        "--config.input_path=disk",
+        "--config.image_size=32,32",
+        "--config.batch_size=40",
+        "--config.epochs=4",
+        "--config.steps_per_loop=3",
+        "--config.log_every_steps=4",
+        "--config.checkpoint_every_steps=8",
+        "--config.eval_every_epochs=2",
+    )
     (tmp_path / "killed").mkdir()
     (tmp_path / "uninterrupted").mkdir()
     assert finish(start(tmp_path / "uninterrupted", *flags)) == 0
@@ -124,8 +138,12 @@ def test_sigterm_to_one_of_two_workers_saves_both_at_the_same_step(tmp_path):
 
 
 def test_divergence_stops_with_its_code_and_keeps_the_last_good_checkpoint(tmp_path):
-    flags = ("--config.lr=1000", "--config.steps_per_loop=1", "--config.log_every_steps=1",
-             "--config.checkpoint_every_steps=2")  # fmt: skip
+    flags = (
+        "--config.lr=1000",
+        "--config.steps_per_loop=1",
+        "--config.log_every_steps=1",
+        "--config.checkpoint_every_steps=2",
+    )
     code = finish(start(tmp_path, *flags))
     log = (tmp_path / "train.log").read_text()
     assert code == EXIT_CODES["diverged"], log[-3000:]

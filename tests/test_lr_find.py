@@ -14,8 +14,17 @@ from input_pipeline import Augmentation
 from training import trainer
 from training.lr_find import find_lr
 
-TINY = dict(model="resnet9", width=0.125, batch_size=64, lr_reference_batch=64, epochs=1, jit_compile=False,
-            log_every_steps=4, checkpoint_every_steps=4, steps_per_loop=4)  # fmt: skip
+TINY = dict(
+    model="resnet9",
+    width=0.125,
+    batch_size=64,
+    lr_reference_batch=64,
+    epochs=1,
+    jit_compile=False,
+    log_every_steps=4,
+    checkpoint_every_steps=4,
+    steps_per_loop=4,
+)
 
 
 def test_quickstart_sweep_suggests_a_finite_lr_inside_the_range_below_divergence(tmp_path):
@@ -50,8 +59,11 @@ def test_divergence_stops_the_sweep_early(tmp_path):
 
 def test_two_replicas_record_global_means_equal_to_one_replica(tmp_path, two_replicas):
     # Synchronized BatchNorm and no augmentation: the two-replica forward pass is then the one-replica one.
-    config = Config(**TINY | dict(sync_batch_norm=True), augmentation=Augmentation(0, False, 0),
-                    lr_find=LRFind(start_lr=1e-3, end_lr=0.1, num_steps=12))  # fmt: skip
+    config = Config(
+        **TINY | dict(sync_batch_norm=True),
+        augmentation=Augmentation(0, False, 0),
+        lr_find=LRFind(start_lr=1e-3, end_lr=0.1, num_steps=12),
+    )
     one = find_lr(config, str(tmp_path / "one"), strategy=tf.distribute.get_strategy())
     two = find_lr(config, str(tmp_path / "two"), strategy=two_replicas)
     assert (one["replicas"], two["replicas"]) == (1, 2)
@@ -76,9 +88,13 @@ def test_sweep_leaves_a_training_workdir_untouched(tmp_path):
 
 @pytest.mark.parametrize(
     "settings, message",
-    [(LRFind(start_lr=1.0, end_lr=0.1), "0 < start_lr < end_lr"), (LRFind(num_steps=3), "num_steps must be >= 10"),
-     (LRFind(divergence=0.5), "divergence"), (LRFind(beta=1.0), "beta")],
-)  # fmt: skip
+    [
+        (LRFind(start_lr=1.0, end_lr=0.1), "0 < start_lr < end_lr"),
+        (LRFind(num_steps=3), "num_steps must be >= 10"),
+        (LRFind(divergence=0.5), "divergence"),
+        (LRFind(beta=1.0), "beta"),
+    ],
+)
 def test_bad_settings_fail_before_any_work(tmp_path, settings, message):
     with pytest.raises(ValueError, match=message):
         find_lr(Config(**TINY, lr_find=settings), str(tmp_path / "sweep"))

@@ -28,8 +28,9 @@ def test_the_whitening_stem_decorrelates_its_training_patches(images):
     outputs = stem.predict(images, verbose=0).astype(np.float64).reshape(-1, 24)
     # Reference: the 2x2x3 patches, flattened as a kernel is (row, column, channel), and their second moment.
     patches = np.stack([images[:, i : i + 31, j : j + 31, :] for i in (0, 1) for j in (0, 1)], axis=3)
-    eigenvalues = np.linalg.eigvalsh(np.einsum("nhwpc,nhwqd->pcqd", patches, patches).reshape(12, 12)
-                                     / (len(images) * 31 * 31))[::-1]  # fmt: skip
+    eigenvalues = np.linalg.eigvalsh(
+        np.einsum("nhwpc,nhwqd->pcqd", patches, patches).reshape(12, 12) / (len(images) * 31 * 31)
+    )[::-1]
     moment = outputs.T @ outputs / len(outputs)
     np.testing.assert_allclose(np.diag(moment)[:12], eigenvalues / (eigenvalues + WHITENING_EPSILON), rtol=2e-3)
     np.testing.assert_allclose(moment[:12, :12] - np.diag(np.diag(moment[:12, :12])), 0, atol=2e-3)
@@ -58,8 +59,17 @@ def test_dirac_convolutions_start_as_identities_on_their_first_channels():
 
 
 def test_airbench94_trains_exports_and_reloads(tmp_path):
-    config = dataclasses.replace(Config(), model="airbench94", width=0.25, batch_size=256, lr_reference_batch=256,
-                                 epochs=1, stop_at_step=None, log_every_steps=13, jit_compile=False)  # fmt: skip
+    config = dataclasses.replace(
+        Config(),
+        model="airbench94",
+        width=0.25,
+        batch_size=256,
+        lr_reference_batch=256,
+        epochs=1,
+        stop_at_step=None,
+        log_every_steps=13,
+        jit_compile=False,
+    )
     summary = trainer.train_and_evaluate(config, str(tmp_path))
     assert summary["status"] == "completed" and summary["eval_accuracy"] > 0.3
     exported = keras.models.load_model(tmp_path / "model.keras")  # `models` is imported: Bias is registered
@@ -67,6 +77,9 @@ def test_airbench94_trains_exports_and_reloads(tmp_path):
     logits = exported.predict(data.eval_images, batch_size=500, verbose=0)
     assert np.mean(np.argmax(logits, -1) == data.eval_labels) == pytest.approx(summary["eval_accuracy"], abs=1e-4)
     checkpointed = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))
-    kernels = [n for n in checkpointed.get_variable_to_shape_map() if checkpointed.get_variable_to_shape_map()[n]
-               == [2, 2, 3, 24]]  # fmt: skip
+    kernels = [
+        n
+        for n in checkpointed.get_variable_to_shape_map()
+        if checkpointed.get_variable_to_shape_map()[n] == [2, 2, 3, 24]
+    ]
     assert kernels  # the whitening kernel is saved with the run, so a resume keeps it

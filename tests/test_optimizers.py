@@ -218,11 +218,15 @@ def test_exclude_biases_and_norms_from_weight_decay():
         np.testing.assert_array_equal(after, original)
 
 
-@pytest.mark.parametrize("make_optimizer", [
-    lambda: onecycle.SGD(schedule(), nesterov=True),
-    lambda: onecycle.AdamW(schedule(), weight_decay=0.01),
-    lambda: onecycle.RMSprop(schedule(), centered=True),
-], ids=["sgd", "adamw", "rmsprop"])  # fmt: skip
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: onecycle.SGD(schedule(), nesterov=True),
+        lambda: onecycle.AdamW(schedule(), weight_decay=0.01),
+        lambda: onecycle.RMSprop(schedule(), centered=True),
+    ],
+    ids=["sgd", "adamw", "rmsprop"],
+)
 def test_keras_file_round_trip_keeps_schedule_and_state(tmp_path, make_optimizer):
     model, optimizer = train_with_fit(tf.distribute.get_strategy(), make_optimizer)
     path = str(tmp_path / "model.keras")

@@ -14,8 +14,16 @@ def numbered_data(num_train=40, num_eval=13):
     def images(n):
         return np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 4, 4, 3)).copy()
 
-    return Data("numbered", images(num_train), np.arange(num_train, dtype=np.int32) % 10, images(num_eval),
-                np.arange(num_eval, dtype=np.int32) % 10, 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))  # fmt: skip
+    return Data(
+        "numbered",
+        images(num_train),
+        np.arange(num_train, dtype=np.int32) % 10,
+        images(num_eval),
+        np.arange(num_eval, dtype=np.int32) % 10,
+        10,
+        (0.0, 0.0, 0.0),
+        (1.0, 1.0, 1.0),
+    )
 
 
 def per_replica(strategy, value):
@@ -50,8 +58,9 @@ def test_each_example_once_per_epoch_across_replicas(two_replicas):
 def test_remainder_is_dropped_and_varies(two_replicas):
     data = numbered_data(num_train=43)  # 5 steps of 8 use 40; 3 examples sit out, different ones each epoch
     steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, seed=2), 10)
-    left_out = [set(range(43)) - set(np.concatenate([example_ids(b) for s in e for b in s]))
-                for e in (steps[:5], steps[5:])]  # fmt: skip
+    left_out = [
+        set(range(43)) - set(np.concatenate([example_ids(b) for s in e for b in s])) for e in (steps[:5], steps[5:])
+    ]
     assert [len(s) for s in left_out] == [3, 3] and left_out[0] != left_out[1]
 
 
@@ -117,7 +126,8 @@ def test_resident_batches_are_the_tf_data_batches(two_replicas, replicas):
     for step, batches in enumerate(fed):  # 5 steps an epoch; a (images, labels) pair per replica
         assert len(batches) == replicas
         for replica, (fed_images, fed_labels) in enumerate(batches):
-            resident = input_pipeline.resident_batch(images, labels, data, 2000, replicas, 3, step, replica,
-                                                     augmentation)  # fmt: skip
+            resident = input_pipeline.resident_batch(
+                images, labels, data, 2000, replicas, 3, step, replica, augmentation
+            )
             np.testing.assert_array_equal(resident[0].numpy(), fed_images)
             np.testing.assert_array_equal(resident[1].numpy(), fed_labels)

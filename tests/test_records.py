@@ -139,7 +139,7 @@ def test_two_workers_read_each_example_once_per_epoch(tmp_path, jpegs_data_dir):
             env=os.environ | {"CUDA_VISIBLE_DEVICES": ""} | environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-        )  # fmt: skip
+        )
         for i, environment in enumerate(worker_environments(2))
     ]
     outputs = [worker.communicate(timeout=300)[0].decode()[-3000:] for worker in workers]
@@ -167,16 +167,25 @@ def test_the_size_decides_the_path_and_the_log_says_which(jpegs_data_dir, caplog
 
 
 def test_the_disk_path_refuses_what_it_cannot_read(tmp_path, jpegs_data_dir, cifar10_data_dir):
-    with pytest.raises(input_pipeline.DatasetError, match="stored as tfrecord, which cannot be read by index: copy "
-                       r"it as ArrayRecord once, python -c .*convert.to_array_record\('cifar10', "):  # fmt: skip
+    with pytest.raises(
+        input_pipeline.DatasetError,
+        match="stored as tfrecord, which cannot be read by index: copy "
+        r"it as ArrayRecord once, python -c .*convert.to_array_record\('cifar10', ",
+    ):
         input_pipeline.check_source("cifar10", cifar10_data_dir[0], input_path="disk", image_size=(32, 32))
     with pytest.raises(input_pipeline.DatasetError, match="varying size .*: set --config.image_size=height,width"):
         input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), input_path="disk")
-    with pytest.raises(input_pipeline.DatasetError, match=r"eval_split='test' is not a split of generated_jpegs: it "
-                       r"has \['train', 'validation'\]"):  # fmt: skip
+    with pytest.raises(
+        input_pipeline.DatasetError,
+        match=r"eval_split='test' is not a split of generated_jpegs: it "
+        r"has \['train', 'validation'\]",
+    ):
         input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, eval_split="test")
-    with pytest.raises(input_pipeline.DatasetError, match=r"not prepared in .*tfds.builder\('cifar10', "
-                       r"data_dir='/data/tfds', file_format='array_record'\).download_and_prepare\(\)"):  # fmt: skip
+    with pytest.raises(
+        input_pipeline.DatasetError,
+        match=r"not prepared in .*tfds.builder\('cifar10', "
+        r"data_dir='/data/tfds', file_format='array_record'\).download_and_prepare\(\)",
+    ):
         input_pipeline.check_source("cifar10", str(tmp_path), input_path="disk", image_size=(32, 32))
     with pytest.raises(input_pipeline.DatasetError, match="generated in memory: there is no file to read"):
         input_pipeline.check_source("quickstart", input_path="disk")
@@ -194,8 +203,7 @@ def test_an_image_folder_on_disk(tmp_path):
     (tmp_path / "train" / "dog" / "empty.jpg").touch()
     with pytest.raises(input_pipeline.DatasetError, match=r"cannot decode .*empty.jpg \(empty file\)"):
         input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk")
-    data = input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk",
-                               skip_bad_images=True)  # fmt: skip
+    data = input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk", skip_bad_images=True)
     assert isinstance(data, input_pipeline.DiskData) and (data.num_train, data.num_eval) == (12, 4)
     strategy = tf.distribute.get_strategy()
     images, labels = next(iter(input_pipeline.train_dataset(strategy, data, 12, seed=0)))
@@ -230,8 +238,7 @@ def test_a_placement_already_checked_is_not_checked_again(jpegs_data_dir, monkey
         raise AssertionError("check_source was called again")
 
     monkeypatch.setattr(sources, "check_source", checked_again)
-    data = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk",
-                               placement=placement)  # fmt: skip
+    data = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk", placement=placement)
     assert isinstance(data, input_pipeline.DiskData)
     with pytest.raises(AssertionError, match="check_source was called again"):
         input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk")

@@ -11,8 +11,18 @@ import tensorflow as tf
 from onecycle import OneCycle
 
 
-def reference_one_cycle(step, max_lr, total_steps, pct_start, anneal_strategy, div_factor, final_div_factor,
-                        three_phase, base_momentum, max_momentum):  # fmt: skip
+def reference_one_cycle(
+    step,
+    max_lr,
+    total_steps,
+    pct_start,
+    anneal_strategy,
+    div_factor,
+    final_div_factor,
+    three_phase,
+    base_momentum,
+    max_momentum,
+):
     """PyTorch OneCycleLR.get_lr, transcribed loop for loop into plain Python floats (float64)."""
     initial_lr = max_lr / div_factor
     min_lr = initial_lr / final_div_factor
@@ -42,16 +52,18 @@ def reference_one_cycle(step, max_lr, total_steps, pct_start, anneal_strategy, d
 
 
 def test_pytorch_published_two_phase_linear():
-    schedule = OneCycle(25.0, 10, anneal_strategy="linear", div_factor=25, final_div_factor=2,
-                        base_momentum=1, max_momentum=22)  # fmt: skip
+    schedule = OneCycle(
+        25.0, 10, anneal_strategy="linear", div_factor=25, final_div_factor=2, base_momentum=1, max_momentum=22
+    )
     steps = np.arange(10)
     np.testing.assert_allclose(schedule(steps), [1, 13, 25, 21.5, 18, 14.5, 11, 7.5, 4, 0.5], rtol=1e-6)
     np.testing.assert_allclose(schedule.momentum(steps), [22, 11.5, 1, 4, 7, 10, 13, 16, 19, 22], rtol=1e-6)
 
 
 def test_pytorch_published_three_phase_linear():
-    schedule = OneCycle(25.0, 10, pct_start=0.4, anneal_strategy="linear", div_factor=25, final_div_factor=4,
-                        three_phase=True)  # fmt: skip
+    schedule = OneCycle(
+        25.0, 10, pct_start=0.4, anneal_strategy="linear", div_factor=25, final_div_factor=4, three_phase=True
+    )
     np.testing.assert_allclose(schedule(np.arange(10)), [1, 9, 17, 25, 17, 9, 1, 0.75, 0.5, 0.25], rtol=1e-6)
 
 
@@ -68,8 +80,7 @@ GRID = [
 def test_matches_pytorch_semantics_at_every_step(settings):
     schedule = OneCycle(max_lr=0.4, base_momentum=0.85, max_momentum=0.95, **settings)
     steps = np.arange(settings["total_steps"])
-    expected = np.array([reference_one_cycle(s, 0.4, base_momentum=0.85, max_momentum=0.95, **settings)
-                         for s in steps])  # fmt: skip
+    expected = np.array([reference_one_cycle(s, 0.4, base_momentum=0.85, max_momentum=0.95, **settings) for s in steps])
     np.testing.assert_allclose(schedule(steps), expected[:, 0], rtol=5e-6)
     np.testing.assert_allclose(schedule.momentum(steps), expected[:, 1], rtol=5e-6)
 
@@ -135,8 +146,17 @@ def test_rejects_invalid_settings_at_construction(kwargs, message):
 
 
 def test_serialization_round_trip():
-    schedule = OneCycle(0.3, 777, pct_start=0.2, anneal_strategy="linear", three_phase=True, div_factor=10,
-                        final_div_factor=100, base_momentum=0.8, max_momentum=0.9)  # fmt: skip
+    schedule = OneCycle(
+        0.3,
+        777,
+        pct_start=0.2,
+        anneal_strategy="linear",
+        three_phase=True,
+        div_factor=10,
+        final_div_factor=100,
+        base_momentum=0.8,
+        max_momentum=0.9,
+    )
     restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert isinstance(restored, OneCycle)
     assert restored.get_config() == schedule.get_config()

@@ -7,8 +7,12 @@ from launch import assert_same_state, finish, run_state, start, strict_json
 
 from training import strategy
 
-SLURM_TWO_NODES = {"SLURM_STEP_NUM_TASKS": "4", "SLURM_STEP_NODELIST": "gpu[07-08]",
-                   "SLURM_STEP_TASKS_PER_NODE": "2(x2)", "SLURM_PROCID": "3"}  # fmt: skip
+SLURM_TWO_NODES = {
+    "SLURM_STEP_NUM_TASKS": "4",
+    "SLURM_STEP_NODELIST": "gpu[07-08]",
+    "SLURM_STEP_TASKS_PER_NODE": "2(x2)",
+    "SLURM_PROCID": "3",
+}
 
 
 def test_the_slurm_resolver_places_tasks_on_nodes_and_ports(monkeypatch):
@@ -44,12 +48,21 @@ def two_free_ports_in_a_row():
 def test_two_srun_tasks_train_as_two_workers(tmp_path):
     port = two_free_ports_in_a_row()
     tasks = [
-        {"SLURM_STEP_NUM_TASKS": "2", "SLURM_STEP_NODELIST": "localhost", "SLURM_STEP_TASKS_PER_NODE": "2",
-         "SLURM_PROCID": str(i)}
+        {
+            "SLURM_STEP_NUM_TASKS": "2",
+            "SLURM_STEP_NODELIST": "localhost",
+            "SLURM_STEP_TASKS_PER_NODE": "2",
+            "SLURM_PROCID": str(i),
+        }
         for i in range(2)
-    ]  # fmt: skip
-    flags = ("--config.stop_at_step=6", "--config.steps_per_loop=3", "--config.checkpoint_every_steps=3",
-             "--config.sync_batch_norm=True", f"--config.slurm_port_base={port}")  # fmt: skip
+    ]
+    flags = (
+        "--config.stop_at_step=6",
+        "--config.steps_per_loop=3",
+        "--config.checkpoint_every_steps=3",
+        "--config.sync_batch_norm=True",
+        f"--config.slurm_port_base={port}",
+    )
     workers = [start(tmp_path, *flags, log_name=f"task{i}.log", environment=task) for i, task in enumerate(tasks)]
     codes = [finish(worker) for worker in workers]
     assert codes == [0, 0], [(tmp_path / f"task{i}.log").read_text()[-3000:] for i in range(2)]

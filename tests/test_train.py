@@ -15,13 +15,24 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def run(*flags, cwd=REPO):
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, os.path.join(REPO, "train.py"), *flags], cwd=cwd, env=environment,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO, "train.py"), *flags],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_schedule_mode_prints_the_curve_and_plots_it(tmp_path):
-    done = run("--mode=schedule", "--config=configs/cifar10_resnet9.py", "--steps_per_epoch=97",
-               "--config.schedule=warmup_cosine", f"--workdir={tmp_path}")  # fmt: skip
+    done = run(
+        "--mode=schedule",
+        "--config=configs/cifar10_resnet9.py",
+        "--steps_per_epoch=97",
+        "--config.schedule=warmup_cosine",
+        f"--workdir={tmp_path}",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert lines[0].startswith("warmup_cosine: 24 epochs x 97 steps = 2328 steps, peak lr 0.4")
@@ -52,10 +63,16 @@ def test_helpconfig_lists_every_field_with_its_default_type_and_meaning():
 
 @pytest.mark.parametrize(
     "flag, code, message",
-    [("--config.batchsize=64", 1, "error: --config.batchsize is not a config field: did you mean --config.batch_size?"),
-     ("--config.lr=-1", 2, "error: --config.lr must be positive, got -1.0"),
-     ("--config.dataset=cifar11", 2, "error: unknown dataset --config.dataset='cifar11' (did you mean")],
-)  # fmt: skip
+    [
+        (
+            "--config.batchsize=64",
+            1,
+            "error: --config.batchsize is not a config field: did you mean --config.batch_size?",
+        ),
+        ("--config.lr=-1", 2, "error: --config.lr must be positive, got -1.0"),
+        ("--config.dataset=cifar11", 2, "error: unknown dataset --config.dataset='cifar11' (did you mean"),
+    ],
+)
 def test_a_user_error_is_one_line_and_writes_nothing(tmp_path, flag, code, message):
     done = run(flag, f"--workdir={tmp_path / 'run'}")
     assert done.returncode == code
@@ -64,8 +81,9 @@ def test_a_user_error_is_one_line_and_writes_nothing(tmp_path, flag, code, messa
 
 
 def test_runs_from_another_directory(tmp_path):
-    done = run("--config=configs/quickstart.py", "--config.stop_at_step=1", f"--workdir={tmp_path / 'run'}",
-               cwd=tmp_path)  # fmt: skip
+    done = run(
+        "--config=configs/quickstart.py", "--config.stop_at_step=1", f"--workdir={tmp_path / 'run'}", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if "trainer.py" in line]
     assert f"run in {tmp_path / 'run'}" in lines[0] and f"{tmp_path / 'run' / 'summary.json'}" in lines[-1]

@@ -19,8 +19,18 @@ from configs.base import Config, ConfigError
 from training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(model="resnet9", width=0.125, batch_size=64, epochs=1, lr=0.4, lr_reference_batch=64, steps_per_loop=4,
-            log_every_steps=4, checkpoint_every_steps=8, jit_compile=False)  # fmt: skip
+TINY = dict(
+    model="resnet9",
+    width=0.125,
+    batch_size=64,
+    epochs=1,
+    lr=0.4,
+    lr_reference_batch=64,
+    steps_per_loop=4,
+    log_every_steps=4,
+    checkpoint_every_steps=8,
+    jit_compile=False,
+)
 
 
 def tiny_config(**overrides):
@@ -38,9 +48,14 @@ def parse_config_flags(argv):
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))))
 def test_every_config_file_loads_and_overrides(path):
     config = parse_config_flags(
-        ["train.py", f"--config={path}", "--config.batch_size=1024", "--config.augmentation.cutout=0",
-         "--config.image_size=64,64"]
-    )  # fmt: skip
+        [
+            "train.py",
+            f"--config={path}",
+            "--config.batch_size=1024",
+            "--config.augmentation.cutout=0",
+            "--config.image_size=64,64",
+        ]
+    )
     assert [f.name for f in dataclasses.fields(config)] == [f.name for f in dataclasses.fields(Config)]
     assert (config.batch_size, config.augmentation.cutout, config.image_size) == (1024, 0, (64, 64))
     trainer.check_config(config)
@@ -48,11 +63,16 @@ def test_every_config_file_loads_and_overrides(path):
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("optimizer", "lamb", "--config.optimizer='lamb' is not one of"), ("precision", "fp16", "--config.precision"),
-     ("model", "vgg", "--config.model='vgg'"), ("batch_size", 0, "--config.batch_size must be positive"),
-     ("lr", -1.0, "--config.lr must be positive"), ("pct_start", 1.5, "pct_start"),
-     ("sync_batch_norm", True, "set --config.jit_compile=False with it")],
-)  # fmt: skip
+    [
+        ("optimizer", "lamb", "--config.optimizer='lamb' is not one of"),
+        ("precision", "fp16", "--config.precision"),
+        ("model", "vgg", "--config.model='vgg'"),
+        ("batch_size", 0, "--config.batch_size must be positive"),
+        ("lr", -1.0, "--config.lr must be positive"),
+        ("pct_start", 1.5, "pct_start"),
+        ("sync_batch_norm", True, "set --config.jit_compile=False with it"),
+    ],
+)
 def test_bad_config_fails_before_any_work(tmp_path, field, value, message):
     workdir = tmp_path / "run"
     with pytest.raises(ConfigError, match=message):
@@ -152,8 +172,11 @@ def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
         }
         command = [sys.executable, "train.py", "--config=configs/quickstart.py", f"--workdir={tmp_path}", *overrides]
         with open(tmp_path / f"worker{index}.log", "w") as log:
-            workers.append(subprocess.Popen(command, cwd=REPO, env=environment, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True))  # fmt: skip
+            workers.append(
+                subprocess.Popen(
+                    command, cwd=REPO, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
+            )
     try:
         codes = [worker.wait(timeout=240) for worker in workers]
     finally:
@@ -236,8 +259,14 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
     import input_pipeline
 
     strategy = two_replicas if replicas == 2 else None
-    config = tiny_config(batch_size=2000, lr_reference_batch=2000, epochs=2, ema_momentum=0.8, log_every_steps=5,
-                         checkpoint_every_steps=5)  # fmt: skip
+    config = tiny_config(
+        batch_size=2000,
+        lr_reference_batch=2000,
+        epochs=2,
+        ema_momentum=0.8,
+        log_every_steps=5,
+        checkpoint_every_steps=5,
+    )
     whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"), strategy=strategy)
     trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=3), str(tmp_path / "split"), strategy=strategy)
     resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"), strategy=strategy)
@@ -267,9 +296,14 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
 
 @pytest.mark.parametrize(
     "overrides, expected",
-    [({}, False), ({"precision": "mixed_bfloat16"}, True), ({"jit_compile": True}, True),
-     ({"precision": "mixed_float16", "sync_batch_norm": True}, False), ({"jit_compile": False}, False)],
-)  # fmt: skip
+    [
+        ({}, False),
+        ({"precision": "mixed_bfloat16"}, True),
+        ({"jit_compile": True}, True),
+        ({"precision": "mixed_float16", "sync_batch_norm": True}, False),
+        ({"jit_compile": False}, False),
+    ],
+)
 def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
     """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
     for strategy in (tf.distribute.get_strategy(), two_replicas):
@@ -281,9 +315,15 @@ def test_data_on_device_trains_on_the_same_batches_and_resumes(tmp_path, replica
     """The training set held on the device gives the tf.data path's batches: the same losses, step by step
     (with augment_on_device too: augmented once, in the step, not a second time)."""
     strategy = two_replicas if replicas == 2 else None
-    config = tiny_config(log_every_steps=1, checkpoint_every_steps=4, stop_at_step=10, batch_size=2000,
-                         lr_reference_batch=2000, epochs=3,  # 5 steps an epoch: crosses an epoch boundary
-                         augment_on_device=augment_on_device)  # fmt: skip
+    config = tiny_config(
+        log_every_steps=1,
+        checkpoint_every_steps=4,
+        stop_at_step=10,
+        batch_size=2000,
+        lr_reference_batch=2000,
+        epochs=3,  # 5 steps an epoch: crosses an epoch boundary
+        augment_on_device=augment_on_device,
+    )
     fed = trainer.train_and_evaluate(config, str(tmp_path / "fed"), strategy=strategy)
     on_device = dataclasses.replace(config, data_on_device=True)
     trainer.train_and_evaluate(dataclasses.replace(on_device, stop_at_step=6), str(tmp_path / "dev"), strategy)
@@ -319,8 +359,17 @@ def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
     config = tiny_config(batch_size=2000, lr_reference_batch=2000, seed=3, data_on_device=True)  # augmented in the set
     resident = trainer.ResidentTrainingSet(tf.distribute.get_strategy(), data, config)
     for step in (0, 4, 5, 7):  # 5 steps an epoch
-        expected = input_pipeline.resident_batch(tf.constant(data.train_images), tf.constant(data.train_labels), data,
-                                                 2000, 1, 3, step, 0, config.augmentation)  # fmt: skip
+        expected = input_pipeline.resident_batch(
+            tf.constant(data.train_images),
+            tf.constant(data.train_labels),
+            data,
+            2000,
+            1,
+            3,
+            step,
+            0,
+            config.augmentation,
+        )
         for refreshed_at in (None, 0, step, 9):  # never, the first epoch, this step's, a later one
             if refreshed_at is not None:
                 resident.refresh(refreshed_at)

@@ -11,9 +11,20 @@ from configs.base import Config, Trial
 from trial import aggregate, run_comparison, run_trial
 
 # 20 steps an epoch; 12 steps per run, an evaluation every 4.
-TINY = dict(model="resnet9", width=0.125, batch_size=500, lr_reference_batch=500, epochs=1, stop_at_step=12,
-            eval_every_epochs=0.2, log_every_steps=4, checkpoint_every_steps=4, steps_per_loop=4, jit_compile=False,
-            target_accuracy=0.15)  # fmt: skip
+TINY = dict(
+    model="resnet9",
+    width=0.125,
+    batch_size=500,
+    lr_reference_batch=500,
+    epochs=1,
+    stop_at_step=12,
+    eval_every_epochs=0.2,
+    log_every_steps=4,
+    checkpoint_every_steps=4,
+    steps_per_loop=4,
+    jit_compile=False,
+    target_accuracy=0.15,
+)
 
 
 def strict_json(path):
@@ -103,9 +114,12 @@ def test_comparison_threshold_crossings_match_the_curves(tmp_path):
 
 @pytest.mark.parametrize(
     "arms, message",
-    [(("schedule=onecycle",), "needs at least two"), (("schedule=onecycle", "lrr=0.1"), "cannot apply 'lrr=0.1'"),
-     (("schedule=onecycle", "schedule=cosine"), "config.schedule='cosine' is not one of")],
-)  # fmt: skip
+    [
+        (("schedule=onecycle",), "needs at least two"),
+        (("schedule=onecycle", "lrr=0.1"), "cannot apply 'lrr=0.1'"),
+        (("schedule=onecycle", "schedule=cosine"), "config.schedule='cosine' is not one of"),
+    ],
+)
 def test_bad_arms_fail_before_any_run(tmp_path, arms, message):
     with pytest.raises(ValueError, match=message):
         run_comparison(Config(**TINY, trial=Trial(arms=arms)), str(tmp_path / "cmp"))
@@ -113,19 +127,42 @@ def test_bad_arms_fail_before_any_run(tmp_path, arms, message):
 
 
 def records(accuracies, seconds_per_eval=10.0):
-    return [{"step": 10 * (i + 1), "epoch": i + 1.0, "accuracy": a, "train_seconds": seconds_per_eval * (i + 1),
-             "dawnbench_seconds": 2 * seconds_per_eval * (i + 1)} for i, a in enumerate(accuracies)]  # fmt: skip
+    return [
+        {
+            "step": 10 * (i + 1),
+            "epoch": i + 1.0,
+            "accuracy": a,
+            "train_seconds": seconds_per_eval * (i + 1),
+            "dawnbench_seconds": 2 * seconds_per_eval * (i + 1),
+        }
+        for i, a in enumerate(accuracies)
+    ]
 
 
 def test_aggregate_by_hand():
     runs = [
-        {"eval_accuracy": 0.9, "best_eval_accuracy": 0.95, "images_per_second": 100.0, "wall_seconds": 60.0,
-         "evaluations": records([0.5, 0.95, 0.9])},
-        {"eval_accuracy": 0.8, "best_eval_accuracy": 0.8, "images_per_second": 300.0, "wall_seconds": 120.0,
-         "evaluations": records([0.6, 0.7, 0.8])},
-        {"eval_accuracy": 0.94, "best_eval_accuracy": 0.94, "images_per_second": None, "wall_seconds": 60.0,
-         "evaluations": records([0.94, 0.93, 0.94], seconds_per_eval=4.0)},
-    ]  # fmt: skip
+        {
+            "eval_accuracy": 0.9,
+            "best_eval_accuracy": 0.95,
+            "images_per_second": 100.0,
+            "wall_seconds": 60.0,
+            "evaluations": records([0.5, 0.95, 0.9]),
+        },
+        {
+            "eval_accuracy": 0.8,
+            "best_eval_accuracy": 0.8,
+            "images_per_second": 300.0,
+            "wall_seconds": 120.0,
+            "evaluations": records([0.6, 0.7, 0.8]),
+        },
+        {
+            "eval_accuracy": 0.94,
+            "best_eval_accuracy": 0.94,
+            "images_per_second": None,
+            "wall_seconds": 60.0,
+            "evaluations": records([0.94, 0.93, 0.94], seconds_per_eval=4.0),
+        },
+    ]
     result = aggregate.aggregate(runs, target=0.94, price_per_hour=3.0)
     assert result["runs"] == 3 and result["reached"] == 2 and result["reached_fraction"] == pytest.approx(2 / 3)
     assert result["final_accuracy_mean"] == pytest.approx(0.88)

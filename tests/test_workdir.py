@@ -11,8 +11,19 @@ from configs.base import Config
 from training import report, trainer, workdir
 from training.workdir import WorkdirError
 
-TINY = dict(model="airbench", width=0.25, batch_size=256, epochs=1, lr=0.4, lr_reference_batch=256, steps_per_loop=2,
-            log_every_steps=2, checkpoint_every_steps=2, stop_at_step=2, jit_compile=False)  # fmt: skip
+TINY = dict(
+    model="airbench",
+    width=0.25,
+    batch_size=256,
+    epochs=1,
+    lr=0.4,
+    lr_reference_batch=256,
+    steps_per_loop=2,
+    log_every_steps=2,
+    checkpoint_every_steps=2,
+    stop_at_step=2,
+    jit_compile=False,
+)
 
 
 def test_a_second_trainer_is_refused_and_a_killed_holder_frees_the_workdir(tmp_path):
@@ -45,10 +56,21 @@ def record(path, config):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("batch_size", 128), ("epochs", 2), ("lr", 0.2), ("schedule", "constant"), ("pct_start", 0.3),
-     ("width", 0.5), ("model", "resnet9"), ("dataset", "quickstart_hard"), ("seed", 1),
-     ("precision", "mixed_bfloat16"), ("optimizer", "adam"), ("label_smoothing", 0.1)],
-)  # fmt: skip
+    [
+        ("batch_size", 128),
+        ("epochs", 2),
+        ("lr", 0.2),
+        ("schedule", "constant"),
+        ("pct_start", 0.3),
+        ("width", 0.5),
+        ("model", "resnet9"),
+        ("dataset", "quickstart_hard"),
+        ("seed", 1),
+        ("precision", "mixed_bfloat16"),
+        ("optimizer", "adam"),
+        ("label_smoothing", 0.1),
+    ],
+)
 def test_each_run_changing_field_is_refused_on_resume(tmp_path, field, value):
     config = Config(**TINY)
     record(tmp_path, config)
@@ -64,9 +86,17 @@ def test_each_run_changing_field_is_refused_on_resume(tmp_path, field, value):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("log_every_steps", 7), ("checkpoint_every_steps", 50), ("stop_at_step", None), ("eval_every_epochs", 0.5),
-     ("steps_per_loop", 9), ("jit_compile", True), ("target_accuracy", 0.9), ("data_dir", "/elsewhere")],
-)  # fmt: skip
+    [
+        ("log_every_steps", 7),
+        ("checkpoint_every_steps", 50),
+        ("stop_at_step", None),
+        ("eval_every_epochs", 0.5),
+        ("steps_per_loop", 9),
+        ("jit_compile", True),
+        ("target_accuracy", 0.9),
+        ("data_dir", "/elsewhere"),
+    ],
+)
 def test_fields_that_do_not_change_the_run_may_change(tmp_path, field, value):
     config = Config(**TINY)
     record(tmp_path, config)
@@ -92,12 +122,16 @@ def test_a_refused_resume_leaves_the_workdir_as_it_was_and_an_allowed_one_keeps_
 
 @pytest.mark.parametrize(
     "recorded, overrides, finished",
-    [({"status": "stopped", "end_step": 2}, {}, True),
-     ({"status": "stopped", "end_step": 2}, {"stop_at_step": 4}, False),
-     ({"status": "completed", "end_step": 39}, {}, True), ({"status": "preempted", "end_step": 39}, {}, False),
-     ({"status": "target_reached", "end_step": 39}, {"stop_at_target": True, "target_accuracy": 0.9}, True),
-     ({"status": "target_reached", "end_step": 39}, {}, False), ({"status": "diverged", "end_step": 39}, {}, False)],
-)  # fmt: skip
+    [
+        ({"status": "stopped", "end_step": 2}, {}, True),
+        ({"status": "stopped", "end_step": 2}, {"stop_at_step": 4}, False),
+        ({"status": "completed", "end_step": 39}, {}, True),
+        ({"status": "preempted", "end_step": 39}, {}, False),
+        ({"status": "target_reached", "end_step": 39}, {"stop_at_target": True, "target_accuracy": 0.9}, True),
+        ({"status": "target_reached", "end_step": 39}, {}, False),
+        ({"status": "diverged", "end_step": 39}, {}, False),
+    ],
+)
 def test_a_finished_run_is_recognised(tmp_path, recorded, overrides, finished):
     config = dataclasses.replace(Config(**TINY), **overrides)
     (tmp_path / "summary.json").write_text(json.dumps(recorded))

@@ -48,9 +48,10 @@ def restore_newest_readable(checkpoint, directory, max_to_keep):
         return manager, path
     if tried:
         raise CheckpointError(
-            "no checkpoint in the workdir can be read; tried, newest first: " + "; ".join(tried)
+            "no checkpoint in the workdir can be read; tried, newest first: "
+            + "; ".join(tried)
             + ". Delete the workdir's checkpoints folder to start over"
-        )  # fmt: skip
+        )
     return manager, None
 
 

@@ -47,19 +47,23 @@ class Preemption:
         cluster = resolver.cluster_spec().jobs if resolver else []  # empty for a single-process MultiWorker...
         if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and cluster:
             self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
-                resolver, manager,
+                resolver,
+                manager,
                 termination_config=tf.distribute.experimental.TerminationConfig(
-                    termination_watcher_fn=self.signalled.is_set, exit_fn=self._exit, grace_period=0,
+                    termination_watcher_fn=self.signalled.is_set,
+                    exit_fn=self._exit,
+                    grace_period=0,
                     save_fn=lambda checkpoint_number: save(checkpoint_number),
                 ),
-            )  # fmt: skip
+            )
         self._step = None
 
     def _on_signal(self, signum, frame):
         if self.signalled.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        logging.warning("%s received: the run saves a checkpoint after the steps in flight, then stops",
-                        signal.Signals(signum).name)  # fmt: skip
+        logging.warning(
+            "%s received: the run saves a checkpoint after the steps in flight, then stops", signal.Signals(signum).name
+        )
         self.signalled.set()
 
     def save_if_preempted(self, step):
@@ -72,10 +76,11 @@ class Preemption:
 
     def _exit(self):
         raise RunInterrupted(
-            "preempted", self._step,
+            "preempted",
+            self._step,
             f"pre-empted at step {self._step}: saved {self.manager.latest_checkpoint}; "
             "rerun the same command to resume",
-        )  # fmt: skip
+        )
 
     def close(self):
         """Gives the signals back to their previous handlers."""

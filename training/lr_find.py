@@ -47,18 +47,23 @@ def _sweep(config, workdir, strategy, placement):
     plan = trainer.derive_plan(config, data, strategy)
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
     with strategy.scope():
-        model = models.create_model(config.model, data.image_shape, data.num_classes, config.sync_batch_norm,
-                                    config.width)  # fmt: skip
+        model = models.create_model(
+            config.model, data.image_shape, data.num_classes, config.sync_batch_norm, config.width
+        )
         optimizer = trainer.create_optimizer(config, plan, model, schedule=sweep, momentum=config.base_momentum)
         optimizer.build(model.trainable_variables)
         if data.in_memory:
             whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy())
     train_data = input_pipeline.train_dataset(
-        strategy, data, config.batch_size, config.seed,
+        strategy,
+        data,
+        config.batch_size,
+        config.seed,
         augmentation=trainer.input_augmentation(config),
-    )  # fmt: skip
-    train_loop, _, train_sums, _ = steps.make_loops(strategy, model, optimizer, config, data.num_classes,
-                                                    config.batch_size)  # fmt: skip
+    )
+    train_loop, _, train_sums, _ = steps.make_loops(
+        strategy, model, optimizer, config, data.num_classes, config.batch_size
+    )
 
     curve, stop = [], {"reason": "swept the whole range", "step": settings.num_steps}
     iterator = iter(train_data)
@@ -70,8 +75,9 @@ def _sweep(config, workdir, strategy, placement):
         smoothed = float(smooth(losses, settings.beta)[-1])
         curve.append({"step": step, "lr": lr, "loss": loss, "smoothed": smoothed})
         if step % max(settings.num_steps // 10, 1) == 0:
-            logging.info("lr_find step %d/%d  lr %.3g  loss %.4f  smoothed %.4f", step, settings.num_steps, lr,
-                         loss, smoothed)  # fmt: skip
+            logging.info(
+                "lr_find step %d/%d  lr %.3g  loss %.4f  smoothed %.4f", step, settings.num_steps, lr, loss, smoothed
+            )
         if not math.isfinite(loss):
             stop = {"reason": "the loss is not finite", "step": step}
             break
@@ -95,8 +101,14 @@ def _sweep(config, workdir, strategy, placement):
     if is_chief(strategy):
         report.write_json(os.path.join(workdir, "lr_find.json"), _strict(record))
         title = f"LR range test: {config.dataset} {config.model} x{config.width:g}, batch {config.batch_size}"
-        plot_sweep([p["lr"] for p in curve], [p["loss"] for p in curve], [p["smoothed"] for p in curve],
-                   suggestion, os.path.join(workdir, "lr_find.png"), title)  # fmt: skip
+        plot_sweep(
+            [p["lr"] for p in curve],
+            [p["loss"] for p in curve],
+            [p["smoothed"] for p in curve],
+            suggestion,
+            os.path.join(workdir, "lr_find.png"),
+            title,
+        )
     _log(record, workdir)
     return record
 
@@ -118,8 +130,10 @@ def check_settings(settings):
 
 def _strict(record):
     """The record with non-finite losses as null: strict JSON has no NaN or Infinity."""
-    curve = [{k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in p.items()}
-             for p in record["curve"]]  # fmt: skip
+    curve = [
+        {k: (v if not isinstance(v, float) or math.isfinite(v) else None) for k, v in p.items()}
+        for p in record["curve"]
+    ]
     return record | {"curve": curve}
 
 
@@ -133,6 +147,10 @@ def _log(record, workdir):
         if key in suggestion:
             logging.info("lr_find %s: %.4g", key.removesuffix("_lr"), suggestion[key])
     if suggestion.get("suggested_max_lr"):
-        logging.info("lr_find suggests max_lr %.4g (valley rule): train with --config.lr=%.4g (%s); plot in %s",
-                     suggestion["suggested_max_lr"], suggestion["config_lr"], record["lr_rule"],
-                     os.path.join(workdir, "lr_find.png"))  # fmt: skip
+        logging.info(
+            "lr_find suggests max_lr %.4g (valley rule): train with --config.lr=%.4g (%s); plot in %s",
+            suggestion["suggested_max_lr"],
+            suggestion["config_lr"],
+            record["lr_rule"],
+            os.path.join(workdir, "lr_find.png"),
+        )

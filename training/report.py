@@ -148,9 +148,10 @@ class Reporter:
         self.tag, self.clock = " [synthetic data]" if synthetic else "", clock
         self.last_line = time.monotonic()
         self.writer = (
-            tf.summary.create_file_writer(os.path.join(workdir, "tensorboard")) if chief
+            tf.summary.create_file_writer(os.path.join(workdir, "tensorboard"))
+            if chief
             else tf.summary.create_noop_writer()
-        )  # fmt: skip
+        )
 
     def progress_due(self):
         return time.monotonic() - self.last_line >= PROGRESS_SECONDS
@@ -158,9 +159,15 @@ class Reporter:
     def progress(self, step):
         """A line between log points: where the run is and when it will end (no loss: the sums run on)."""
         self.last_line = time.monotonic()
-        logging.info("step %d/%d  epoch %.2f  %.0f img/s  ETA %s%s", step, self.total_steps,
-                     step / self.steps_per_epoch, self.global_batch / self.clock.step_seconds,
-                     _duration((self.total_steps - step) * self.clock.step_seconds), self.tag)  # fmt: skip
+        logging.info(
+            "step %d/%d  epoch %.2f  %.0f img/s  ETA %s%s",
+            step,
+            self.total_steps,
+            step / self.steps_per_epoch,
+            self.global_batch / self.clock.step_seconds,
+            _duration((self.total_steps - step) * self.clock.step_seconds),
+            self.tag,
+        )
 
     def train(self, step, loss, accuracy, lr, momentum):
         self.last_line = time.monotonic()
@@ -169,11 +176,28 @@ class Reporter:
         eta = _duration((self.total_steps - step) * step_seconds) if self.clock.steady_steps else "--"
         logging.info(
             "step %d/%d  epoch %.2f  loss %.4f  acc %.2f%%  lr %.4g  mom %.3f  %.0f img/s  ETA %s%s",
-            step, self.total_steps, step / self.steps_per_epoch, loss, 100 * accuracy, lr, momentum,
-            images_per_second, eta, self.tag,
-        )  # fmt: skip
-        self._scalars(step, {"train/loss": loss, "train/accuracy": accuracy, "lr": lr, "momentum": momentum,
-                             "images_per_second": images_per_second, "step_seconds": step_seconds})  # fmt: skip
+            step,
+            self.total_steps,
+            step / self.steps_per_epoch,
+            loss,
+            100 * accuracy,
+            lr,
+            momentum,
+            images_per_second,
+            eta,
+            self.tag,
+        )
+        self._scalars(
+            step,
+            {
+                "train/loss": loss,
+                "train/accuracy": accuracy,
+                "lr": lr,
+                "momentum": momentum,
+                "images_per_second": images_per_second,
+                "step_seconds": step_seconds,
+            },
+        )
 
     def evaluation(self, step, loss, accuracy):
         self.last_line = time.monotonic()

@@ -14,8 +14,13 @@ from input_pipeline import augment
 
 def _sum_over_replicas(name):
     """A counter each replica adds to, read back as the sum over all replicas and workers."""
-    return tf.Variable(0.0, name=name, trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                       aggregation=tf.VariableAggregation.SUM)  # fmt: skip
+    return tf.Variable(
+        0.0,
+        name=name,
+        trainable=False,
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.SUM,
+    )
 
 
 class Sums:

@@ -49,23 +49,33 @@ def train_and_evaluate(config, workdir, strategy=None):
         changes = workdir_lib.check_same_run(workdir, config, resuming)
         finished = None if changes else workdir_lib.finished_summary(workdir, config)
         if finished:
-            logging.info("%s already finished (%s at step %d, eval accuracy %.2f%%): nothing to do; its results are "
-                         "in %s", workdir, finished["status"], finished["steps"], 100 * finished["eval_accuracy"],
-                         os.path.join(workdir, "summary.json"))  # fmt: skip
+            logging.info(
+                "%s already finished (%s at step %d, eval accuracy %.2f%%): nothing to do; its results are in %s",
+                workdir,
+                finished["status"],
+                finished["steps"],
+                100 * finished["eval_accuracy"],
+                os.path.join(workdir, "summary.json"),
+            )
             return finished
         return _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement)
 
 
 def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
-    logging.info("run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there",
-                 workdir)  # fmt: skip
+    logging.info("run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there", workdir)
     keras.mixed_precision.set_global_policy(config.precision)
     keras.utils.set_random_seed(config.seed)
     clock = report.Clock()
     data = load_data(config, placement)
     plan = derive_plan(config, data, strategy)
-    logging.info("dataset %s: %d train / %d eval examples of %s%s", data.name, data.num_train, data.num_eval,
-                 data.image_shape, " (SYNTHETIC)" if data.synthetic else "")  # fmt: skip
+    logging.info(
+        "dataset %s: %d train / %d eval examples of %s%s",
+        data.name,
+        data.num_train,
+        data.num_eval,
+        data.image_shape,
+        " (SYNTHETIC)" if data.synthetic else "",
+    )
     logging.info("plan: %s", plan)
     if changes:
         logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
@@ -74,15 +84,17 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
         report.write_json(os.path.join(workdir, workdir_lib.CONFIG_FILE), record | _earlier_configs(workdir, changes))
 
     with strategy.scope():
-        model = models.create_model(config.model, data.image_shape, data.num_classes, config.sync_batch_norm,
-                                    config.width)  # fmt: skip
+        model = models.create_model(
+            config.model, data.image_shape, data.num_classes, config.sync_batch_norm, config.width
+        )
         optimizer = create_optimizer(config, plan, model)
         optimizer.build(model.trainable_variables)
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
         if data.in_memory and whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy()):
             logging.info("whitening stem set from the first 5000 training images")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, batches_consumed=batches_consumed,
-                                     timers=clock.carried)  # fmt: skip
+    checkpoint = tf.train.Checkpoint(
+        model=model, optimizer=optimizer, batches_consumed=batches_consumed, timers=clock.carried
+    )
     checkpoints.remove_stale_temporaries(checkpoint_dir)
     manager, restored = checkpoints.restore_newest_readable(checkpoint, checkpoint_dir, max_to_keep=3)
     if restored:
@@ -94,17 +106,27 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
     if config.data_on_device:  # each call reads its first batch's global step from batches_consumed
         resident, source = ResidentTrainingSet(strategy, data, config), batches_consumed
     else:
-        resident, source = None, iter(input_pipeline.train_dataset(
-            strategy, data, config.batch_size, config.seed, start_step=int(batches_consumed.numpy()),
-            augmentation=input_augmentation(config),
-        ))  # fmt: skip
+        resident, source = (
+            None,
+            iter(
+                input_pipeline.train_dataset(
+                    strategy,
+                    data,
+                    config.batch_size,
+                    config.seed,
+                    start_step=int(batches_consumed.numpy()),
+                    augmentation=input_augmentation(config),
+                )
+            ),
+        )
     train_loop, eval_loop, train_sums, eval_sums = steps.make_loops(
         strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
     )
     eval_data, eval_steps = input_pipeline.eval_dataset(strategy, data, config.batch_size)
     clock.data_prepared()
-    reporter = report.Reporter(workdir, chief, plan["total_steps"], plan["steps_per_epoch"], config.batch_size,
-                               data.synthetic, clock)  # fmt: skip
+    reporter = report.Reporter(
+        workdir, chief, plan["total_steps"], plan["steps_per_epoch"], config.batch_size, data.synthetic, clock
+    )
     ema_weights = swap_in_ema_weights(optimizer) if config.ema_momentum else contextlib.nullcontext
 
     def evaluate(step):
@@ -121,17 +143,28 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
         """The run's summary; written by the chief as summary.json (strict JSON) and returned with its history."""
         final = log.evaluations[-1] if log.evaluations else {}
         summary = {
-            "status": status, "dataset": data.name, "synthetic": data.synthetic, "model": config.model,
-            "schedule": config.schedule, "seed": config.seed,
-            "eval_accuracy": final.get("accuracy"), "eval_loss": final.get("loss"),
+            "status": status,
+            "dataset": data.name,
+            "synthetic": data.synthetic,
+            "model": config.model,
+            "schedule": config.schedule,
+            "seed": config.seed,
+            "eval_accuracy": final.get("accuracy"),
+            "eval_loss": final.get("loss"),
             "best_eval_accuracy": max((e["accuracy"] for e in log.evaluations), default=None),
-            "steps": step, "end_step": end, "total_steps": plan["total_steps"],
+            "steps": step,
+            "end_step": end,
+            "total_steps": plan["total_steps"],
             "epochs": step / plan["steps_per_epoch"],
-            "target_accuracy": config.target_accuracy, "target": log.crossing(config.target_accuracy),
-            **clock.totals(), "images_per_second": clock.images_per_second(config.batch_size),
-            "replicas": plan["replicas"], "precision": config.precision, "global_batch": config.batch_size,
+            "target_accuracy": config.target_accuracy,
+            "target": log.crossing(config.target_accuracy),
+            **clock.totals(),
+            "images_per_second": clock.images_per_second(config.batch_size),
+            "replicas": plan["replicas"],
+            "precision": config.precision,
+            "global_batch": config.batch_size,
             "evaluations": log.evaluations,
-        }  # fmt: skip
+        }
         if chief:
             report.write_json(os.path.join(workdir, "summary.json"), summary | {"history": log.train})
         logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
@@ -160,8 +193,10 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
             if resident:
                 resident.refresh(batches_consumed.numpy())
             if clock.first_call_seconds is None:
-                logging.info("compiling the training step (%s); the first call runs one step",
-                             "tracing and XLA" if config.jit_compile else "tracing")  # fmt: skip
+                logging.info(
+                    "compiling the training step (%s); the first call runs one step",
+                    "tracing and XLA" if config.jit_compile else "tracing",
+                )
             elif clock.step_seconds:  # a call lasts at most about a progress interval
                 num_steps = min(num_steps, max(int(report.PROGRESS_SECONDS / clock.step_seconds), 1))
             clock.time_training(lambda n=num_steps: train_loop(source, tf.constant(n)), num_steps)
@@ -201,8 +236,14 @@ def _run(config, workdir, strategy, chief, checkpoint_dir, changes, placement):
             export.serving_model(model, data).save(os.path.join(workdir, "model.keras"))
     summary = summarize(status, step)
     exported = f"; the model: {os.path.join(workdir, 'model.keras')}" if status != "stopped" else ""
-    logging.info("%s at step %d: %s%s; curves: tensorboard --logdir %s", status, step,
-                 os.path.join(workdir, "summary.json"), exported, os.path.join(workdir, "tensorboard"))  # fmt: skip
+    logging.info(
+        "%s at step %d: %s%s; curves: tensorboard --logdir %s",
+        status,
+        step,
+        os.path.join(workdir, "summary.json"),
+        exported,
+        os.path.join(workdir, "tensorboard"),
+    )
     return summary
 
 
@@ -218,26 +259,45 @@ def _earlier_configs(workdir, changes):
 
 def check_data(config):
     """The dataset's `input_pipeline.Placement` (memory or disk), or the error that stops the run before it starts."""
-    placement = input_pipeline.check_source(config.dataset, config.data_dir, config.download, config.image_size,
-                                            config.input_path, config.max_in_memory_gib, config.eval_split)  # fmt: skip
+    placement = input_pipeline.check_source(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.image_size,
+        config.input_path,
+        config.max_in_memory_gib,
+        config.eval_split,
+    )
     if placement.where == "disk":
         if config.data_on_device:
-            raise ConfigError(f"--config.data_on_device holds the training set on every device, but {config.dataset} "
-                              f"is read from disk ({placement.reason}): set --config.data_on_device=False, or "
-                              "--config.input_path=memory if it fits")  # fmt: skip
+            raise ConfigError(
+                f"--config.data_on_device holds the training set on every device, but {config.dataset} "
+                f"is read from disk ({placement.reason}): set --config.data_on_device=False, or "
+                "--config.input_path=memory if it fits"
+            )
         if config.model == "airbench94":
-            raise ConfigError("--config.model=airbench94 sets its whitening stem from training images in memory, "
-                              f"but {config.dataset} is read from disk: use --config.input_path=memory")  # fmt: skip
+            raise ConfigError(
+                "--config.model=airbench94 sets its whitening stem from training images in memory, "
+                f"but {config.dataset} is read from disk: use --config.input_path=memory"
+            )
     return placement
 
 
 def load_data(config, placement=None):
     """The config's dataset, in memory or read from disk (`check_data` says which: pass its `placement` if you
     have it, so that the source is not checked twice)."""
-    return input_pipeline.load(config.dataset, config.data_dir, config.download, config.image_size,
-                               synthetic_examples=config.batch_size * 8, skip_bad_images=config.skip_bad_images,
-                               input_path=config.input_path, max_in_memory_gib=config.max_in_memory_gib,
-                               eval_split=config.eval_split, placement=placement)  # fmt: skip
+    return input_pipeline.load(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.image_size,
+        synthetic_examples=config.batch_size * 8,
+        skip_bad_images=config.skip_bad_images,
+        input_path=config.input_path,
+        max_in_memory_gib=config.max_in_memory_gib,
+        eval_split=config.eval_split,
+        placement=placement,
+    )
 
 
 def input_augmentation(config):
@@ -282,9 +342,18 @@ class ResidentTrainingSet:
             lambda: tf.convert_to_tensor(self.order),
             lambda: input_pipeline.epoch_order(self.data.num_train, tf.constant(self.config.seed, tf.int64), epoch),
         )
-        return input_pipeline.resident_batch(self.images, self.labels, self.data, self.config.batch_size,
-                                             self.num_replicas, self.config.seed, step, replica,
-                                             input_augmentation(self.config), order=order)  # fmt: skip
+        return input_pipeline.resident_batch(
+            self.images,
+            self.labels,
+            self.data,
+            self.config.batch_size,
+            self.num_replicas,
+            self.config.seed,
+            step,
+            replica,
+            input_augmentation(self.config),
+            order=order,
+        )
 
 
 def _synthetic_on_device(data, seed):
@@ -323,13 +392,27 @@ def swap_in_ema_weights(optimizer):
 
 def check_config(config):
     """Rejects unknown names and impossible values before anything is loaded or written."""
-    choices = {"optimizer": OPTIMIZERS, "precision": PRECISIONS, "strategy": STRATEGIES, "model": tuple(models.MODELS),
-               "schedule": SCHEDULES, "input_path": input_pipeline.INPUT_PATHS}  # fmt: skip
+    choices = {
+        "optimizer": OPTIMIZERS,
+        "precision": PRECISIONS,
+        "strategy": STRATEGIES,
+        "model": tuple(models.MODELS),
+        "schedule": SCHEDULES,
+        "input_path": input_pipeline.INPUT_PATHS,
+    }
     for field, allowed in choices.items():
         if getattr(config, field) not in allowed:
             raise ConfigError(f"--config.{field}={getattr(config, field)!r} is not one of {allowed}")
-    for field in ("batch_size", "epochs", "lr", "lr_reference_batch", "log_every_steps", "checkpoint_every_steps",
-                  "steps_per_loop", "max_in_memory_gib"):  # fmt: skip
+    for field in (
+        "batch_size",
+        "epochs",
+        "lr",
+        "lr_reference_batch",
+        "log_every_steps",
+        "checkpoint_every_steps",
+        "steps_per_loop",
+        "max_in_memory_gib",
+    ):
         if getattr(config, field) <= 0:
             raise ConfigError(f"--config.{field} must be positive, got {getattr(config, field)}")
     if config.sync_batch_norm and config.jit_compile:
@@ -426,10 +509,16 @@ def create_schedule(config, max_lr, total_steps):
     if config.schedule == "warmup_cosine":
         return onecycle.WarmupCosine(max_lr, total_steps, config.warmup_pct, config.final_lr_ratio)
     return onecycle.OneCycle(
-        max_lr, total_steps, pct_start=config.pct_start, anneal_strategy=config.anneal_strategy,
-        div_factor=config.div_factor, final_div_factor=config.final_div_factor, three_phase=config.three_phase,
-        base_momentum=config.base_momentum, max_momentum=config.max_momentum,
-    )  # fmt: skip
+        max_lr,
+        total_steps,
+        pct_start=config.pct_start,
+        anneal_strategy=config.anneal_strategy,
+        div_factor=config.div_factor,
+        final_div_factor=config.final_div_factor,
+        three_phase=config.three_phase,
+        base_momentum=config.base_momentum,
+        max_momentum=config.max_momentum,
+    )
 
 
 def schedule_curves(config, total_steps):

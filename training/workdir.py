@@ -15,11 +15,28 @@ LOCK_FILE = "run.lock"
 
 # Fields that may change when a run resumes: they decide where, how often and how the run is observed or
 # stopped, not which updates it makes. Every other field changes the run (its schedule, data, model, precision...).
-RESUMABLE_FIELDS = frozenset({
-    "data_dir", "download", "strategy", "devices", "tpu", "slurm_port_base", "jit_compile", "steps_per_loop",
-    "eval_every_epochs", "eval_flip", "target_accuracy", "stop_at_target",
-    "log_every_steps", "checkpoint_every_steps", "stop_at_step", "allow_config_change", "trial", "lr_find",
-})  # fmt: skip
+RESUMABLE_FIELDS = frozenset(
+    {
+        "data_dir",
+        "download",
+        "strategy",
+        "devices",
+        "tpu",
+        "slurm_port_base",
+        "jit_compile",
+        "steps_per_loop",
+        "eval_every_epochs",
+        "eval_flip",
+        "target_accuracy",
+        "stop_at_target",
+        "log_every_steps",
+        "checkpoint_every_steps",
+        "stop_at_step",
+        "allow_config_change",
+        "trial",
+        "lr_find",
+    }
+)
 
 
 class WorkdirError(RuntimeError):

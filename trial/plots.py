@@ -21,8 +21,14 @@ def plot_trial(runs, path, title, target=None):
     figure, axes = plt.subplots(2, 2, figsize=(11, 8))
     for axis, (kind, key, ylabel, xkey, xlabel) in zip(axes.flat, _PANELS):
         for run in runs:
-            axis.plot([r[xkey] for r in run[kind]], [r[key] for r in run[kind]], lw=0.8, alpha=0.5, marker=".",
-                      label=f"seed {run['seed']}")  # fmt: skip
+            axis.plot(
+                [r[xkey] for r in run[kind]],
+                [r[key] for r in run[kind]],
+                lw=0.8,
+                alpha=0.5,
+                marker=".",
+                label=f"seed {run['seed']}",
+            )
         _, mean = mean_curve(runs, kind, key)
         _, x = mean_curve(runs, kind, xkey)
         axis.plot(x, mean, color="black", lw=2, marker=".", label=f"mean of {len(runs)}")

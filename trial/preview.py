@@ -20,9 +20,11 @@ def preview_schedule(config, workdir, steps_per_epoch=None):
         steps_per_epoch = input_pipeline.steps_per_epoch(data.num_train, config.batch_size)
     total_steps = config.epochs * steps_per_epoch
     lrs, momenta = trainer.schedule_curves(config, total_steps)
-    print(f"{config.schedule}: {config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, "
-          f"peak lr {trainer.peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
-          f"{config.lr_reference_batch})")  # fmt: skip
+    print(
+        f"{config.schedule}: {config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, "
+        f"peak lr {trainer.peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
+        f"{config.lr_reference_batch})"
+    )
     print(f"{'step':>8} {'epoch':>7} {'lr':>12} {'momentum':>9}")
     for tenth in range(11):
         step = min(round(tenth / 10 * total_steps), total_steps - 1)

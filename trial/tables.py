@@ -10,9 +10,18 @@ def trial_markdown(title, record):
         header[4:4] = [f"epoch to {_pct(target)}", f"train s to {_pct(target)}", f"dawnbench s to {_pct(target)}"]
     lines += [_row(header), _row(["---"] * len(header))]
     for run in runs:
-        cells = [run["seed"], run["status"], _pct(run["eval_accuracy"]), _pct(run["best_eval_accuracy"]),
-                 _num(run["epochs"]), _num(run["train_seconds"]), _num(run["compile_seconds"]),
-                 _num(run["eval_seconds"]), _num(run["wall_seconds"]), _num(run["images_per_second"], 0)]  # fmt: skip
+        cells = [
+            run["seed"],
+            run["status"],
+            _pct(run["eval_accuracy"]),
+            _pct(run["best_eval_accuracy"]),
+            _num(run["epochs"]),
+            _num(run["train_seconds"]),
+            _num(run["compile_seconds"]),
+            _num(run["eval_seconds"]),
+            _num(run["wall_seconds"]),
+            _num(run["images_per_second"], 0),
+        ]
         if target is not None:
             crossing = run["target"] or {}
             cells[4:4] = [_num(crossing.get(key)) for key in ("epoch", "train_seconds", "dawnbench_seconds")]
@@ -35,20 +44,47 @@ def trial_markdown(title, record):
 
 def comparison_markdown(title, record):
     threshold, arms = record["threshold"], record["arms"]
-    lines = [f"# Comparison: {title.replace(chr(10), ': ')}", "", _environment(record), "",
-             f"Common threshold: **{_pct(threshold)}** ({record['threshold_rule']}).", ""]  # fmt: skip
-    header = ["arm", "runs", "final acc (mean ± std)", "best acc (mean)", f"reached {_pct(threshold)}",
-              "epochs to it (mean)", "train s to it (mean)", "epoch ratio", "seconds ratio"]  # fmt: skip
+    lines = [
+        f"# Comparison: {title.replace(chr(10), ': ')}",
+        "",
+        _environment(record),
+        "",
+        f"Common threshold: **{_pct(threshold)}** ({record['threshold_rule']}).",
+        "",
+    ]
+    header = [
+        "arm",
+        "runs",
+        "final acc (mean ± std)",
+        "best acc (mean)",
+        f"reached {_pct(threshold)}",
+        "epochs to it (mean)",
+        "train s to it (mean)",
+        "epoch ratio",
+        "seconds ratio",
+    ]
     lines += [_row(header), _row(["---"] * len(header))]
     for row in arms:
-        lines.append(_row([
-            f"`{row['arm']}`", row["runs"], f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
-            _pct(row["best_accuracy_mean"]), f"{row['reached']} of {row['runs']}",
-            _num(row["epoch_to_threshold_mean"]), _num(row["train_seconds_to_threshold_mean"]),
-            _num(row["epoch_ratio_to_first_arm"]), _num(row["train_seconds_ratio_to_first_arm"]),
-        ]))  # fmt: skip
-    lines += ["", "Ratios are to the first arm (above 1: that arm needed more). Epochs and seconds are means over the "
-              "runs that reached the threshold; a run's crossing is its first evaluation at or above it."]  # fmt: skip
+        lines.append(
+            _row(
+                [
+                    f"`{row['arm']}`",
+                    row["runs"],
+                    f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
+                    _pct(row["best_accuracy_mean"]),
+                    f"{row['reached']} of {row['runs']}",
+                    _num(row["epoch_to_threshold_mean"]),
+                    _num(row["train_seconds_to_threshold_mean"]),
+                    _num(row["epoch_ratio_to_first_arm"]),
+                    _num(row["train_seconds_ratio_to_first_arm"]),
+                ]
+            )
+        )
+    lines += [
+        "",
+        "Ratios are to the first arm (above 1: that arm needed more). Epochs and seconds are means over the "
+        "runs that reached the threshold; a run's crossing is its first evaluation at or above it.",
+    ]
     return "\n".join(lines + ["", _conventions(record)]) + "\n"
 
 
@@ -62,8 +98,10 @@ def _to_threshold_rows(summary):
 
 def _environment(record):
     env = record["environment"]
-    return (f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, {env['replicas']} replica(s), "
-            f"{env['precision']}, host `{env['hostname']}`, devices: {', '.join(env['devices'])}.")  # fmt: skip
+    return (
+        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}, {env['replicas']} replica(s), "
+        f"{env['precision']}, host `{env['hostname']}`, devices: {', '.join(env['devices'])}."
+    )
 
 
 def _conventions(record):
