@@ -4,17 +4,21 @@
     python train.py --config=configs/cifar10_resnet9.py --config.data_dir=/data/tfds --workdir=runs/r9
     python train.py --mode=trial --config=configs/quickstart_race.py --workdir=runs/race
     python train.py --mode=schedule --config=configs/cifar10_resnet9.py --steps_per_epoch=97
-    python train.py --mode=lr_find --workdir=runs/lr_find                # the LR range test, then train with it
+    python train.py --mode=lr_find --workdir=runs/lr_find                # the LR range test: prints a command
 
 Every config field can be overridden (`--config.<field>=<value>`); `--helpconfig` lists them. Rerunning the same
 command in the same workdir resumes from the latest checkpoint at its exact step (a trial: from its interrupted
 run, without repeating finished ones); a finished run is left as it is. This file only reads flags; the trainer is
 `training.trainer`, trials are `trial`. Installed from a wheel, the same command is `onecycle-train`.
+
+Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 143
+pre-empted (rerun to resume), 1 a bug (with its traceback).
 """
 
 import logging as python_logging
 import os
 import sys
+import traceback
 
 if "--tf_logs" not in sys.argv:  # TensorFlow's C++ start-up lines (CUDA probing, oneDNN, XLA) are noise to a user
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -23,37 +27,57 @@ from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
 from configs import fields  # noqa: E402
-from configs.base import Config, ConfigError  # noqa: E402
-from input_pipeline import DatasetError  # noqa: E402
-from training.checkpoints import CheckpointError  # noqa: E402
-from training.faults import RunInterrupted  # noqa: E402
-from training.lr_find import find_lr  # noqa: E402
-from training.trainer import train_and_evaluate  # noqa: E402
-from training.workdir import WorkdirError  # noqa: E402
-from trial import run_comparison, run_trial  # noqa: E402
-from trial.preview import preview_schedule  # noqa: E402
+from configs.base import Config, ConfigError, with_overrides  # noqa: E402
+from configs.validation import validate  # noqa: E402
 
 # Config files are found relative to the working directory, else to the project (so `--config=configs/x.py`
 # works from anywhere, and from an installed wheel).
 PROJECT = os.path.dirname(os.path.abspath(__file__))  # beside configs/, in a clone as in an installed wheel
-# What a user can fix: ended with the message alone (exit code 2). Anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, DatasetError, WorkdirError, CheckpointError)
+USER_ERROR = 2  # the exit code of every error a user can fix: the message alone, nothing written
+HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull")
+
+
+def user_error(message):
+    """Ends the program with `error: message` on stderr and exit code 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(USER_ERROR)
 
 
 def checked_argv(argv):
-    """argv with config paths resolved against the project when they are not found here; a misspelt
-    `--config.<field>` ends the program with the closest valid fields, before any flag is parsed."""
+    """argv with config paths resolved against the project when they are not found here. A config file that does
+    not exist or does not load, or a misspelt `--config.<field>`, ends the program with one line (exit 2) before
+    any flag is parsed."""
     checked = []
     for argument in argv:
         name, _, value = argument.partition("=")
-        if name == "--config" and value and not os.path.exists(value) and os.path.exists(os.path.join(PROJECT, value)):
-            argument = f"--config={os.path.join(PROJECT, value)}"
+        if name == "--config":
+            if not os.path.exists(value) and os.path.exists(os.path.join(PROJECT, value)):
+                value = os.path.join(PROJECT, value)
+            check_config_file(value)
+            argument = f"--config={value}"
         elif name.startswith("--config."):
             message = fields.unknown_field_message(name.removeprefix("--config."), Config())
             if message:
-                sys.exit(f"error: {message}")
+                user_error(message)
         checked.append(argument)
     return checked
+
+
+def check_config_file(path):
+    """Ends the program with one line naming the file, the line and the error, if `path` is not a config file
+    whose `get_config()` returns a config."""
+    if not os.path.isfile(path):
+        user_error(f"--config={path}: no such config file (they are in {os.path.join(PROJECT, 'configs')})")
+    try:
+        with open(path) as f:
+            code = compile(f.read(), path, "exec")
+        namespace = {"__name__": "config_file", "__file__": path}
+        exec(code, namespace)  # noqa: S102 (a config file is Python by design, as ml_collections loads it)
+        namespace["get_config"]()
+    except Exception as error:  # the user's file: any error in it is reported as its own, in one line
+        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == path]
+        line = getattr(error, "lineno", None) or (frames[-1].lineno if frames else "?")
+        user_error(f"--config={path}, line {line}: {type(error).__name__}: {error}")
 
 
 def define_flags(values, argv):
@@ -93,35 +117,58 @@ def define_flags(values, argv):
     )
 
 
-sys.argv[:] = checked_argv(sys.argv)
-define_flags(flags.FLAGS, sys.argv)
+def check(config, mode, environ=None):
+    """Every value of `config`, and for a comparison every arm's, before TensorFlow is imported (`environ`: where
+    the cluster is described; default os.environ)."""
+    validate(config, environ)
+    if mode == "trial":
+        for text in config.trial.arms:
+            try:
+                arm = with_overrides(config, text)
+            except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
+                raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
+            validate(arm, environ)
+
+
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+        user_error(f"unexpected arguments {argv[1:]}: every setting is a flag (--help lists them)")
     if FLAGS.helpconfig:
         print(fields.listing(FLAGS.config), end="")
         return
+    try:
+        check(FLAGS.config, FLAGS.mode)
+    except ConfigError as error:
+        user_error(str(error))
     if not FLAGS.tf_logs:  # TensorFlow's own Python INFO lines (e.g. every checkpoint's sharding time)
         tensorflow_code = f"{os.sep}tensorflow{os.sep}"
         logging.get_absl_handler().addFilter(
             lambda record: record.levelno >= python_logging.WARNING or tensorflow_code not in record.pathname
         )
+    from input_pipeline import DatasetError  # TensorFlow is imported from here on
+    from training.checkpoints import CheckpointError
+    from training.faults import RunInterrupted
+    from training.workdir import WorkdirError
+
     try:
         dispatch(FLAGS.config, FLAGS.workdir)
     except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was
         sys.exit(interrupted.exit_code)
-    except USER_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
+    except (ConfigError, DatasetError, WorkdirError, CheckpointError) as error:
+        user_error(str(error))
 
 
 def dispatch(config, workdir):
     if FLAGS.mode == "schedule":
+        from trial.preview import preview_schedule
+
         preview_schedule(config, workdir, FLAGS.steps_per_epoch)
     elif FLAGS.mode == "lr_find":
+        from training.lr_find import find_lr
+
         suggestion = find_lr(config, workdir)["suggestion"]
         if suggestion.get("config_lr"):
             config_file = config_flags.get_config_filename(FLAGS["config"])
@@ -130,15 +177,33 @@ def dispatch(config, workdir):
                 f"--config.lr={suggestion['config_lr']:.4g} --workdir=runs/<name>"
             )
     elif FLAGS.mode == "trial":
+        from trial import run_comparison, run_trial
+
         (run_comparison if config.trial.arms else run_trial)(config, workdir)
     else:
+        from training.trainer import train_and_evaluate
+
         train_and_evaluate(config, workdir)
 
 
 def cli():
-    """The `onecycle-train` command of an installed wheel: train.py's flags, from any directory."""
-    app.run(main)
+    """train.py's command line (also the `onecycle-train` command of an installed wheel, from any directory)."""
+    if set(sys.argv[1:]) & set(HELP_FLAGS):  # absl's help exits 1; help asked for is a success
+        app.usage(shorthelp="--helpfull" not in sys.argv, writeto_stdout=True)
+        sys.exit(0)
+    app.run(main, flags_parser=parse_flags)
 
+
+def parse_flags(argv):
+    """absl's flag parsing, with a value that does not parse (`--config.batch_size=abc`) as a user error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        user_error(str(error))
+
+
+sys.argv[:] = checked_argv(sys.argv)
+define_flags(FLAGS, sys.argv)
 
 if __name__ == "__main__":
     cli()

@@ -33,8 +33,10 @@ import models
 import onecycle
 from benchmarks.harness import Variant, alternate, fetching, table
 from configs.base import Config
-from training import steps as training_steps
-from training import trainer
+from input_pipeline.resident import ResidentTrainingSet
+from training import loops, setup
+from training.optimization import create_optimizer, create_schedule
+from training.plan import peak_lr
 
 REGIMES = {  # (config, training steps per timing window)
     "compute": (Config(model="resnet9", width=0.25, batch_size=128, lr_reference_batch=128, jit_compile=False), 10),
@@ -45,39 +47,43 @@ NO_AUGMENTATION = input_pipeline.Augmentation(crop_padding=0, flip=False, cutout
 
 
 def training_variant(name, config, data, feed="pipeline", make_optimizer=None, start_step=0, strategy=None):
-    """Our compiled loop (training.steps) over `feed`: the real input pipeline, or one batch in memory."""
+    """Our compiled loop (training.loops) over `feed`: the real input pipeline, or one batch in memory."""
     strategy = strategy or tf.distribute.get_strategy()
-    plan = {"max_lr": trainer.peak_lr(config), "total_steps": 2 * LATE_STEP}
     keras.utils.set_random_seed(0)
     with strategy.scope():
         model = models.create_model(config.model, data.image_shape, data.num_classes, width=config.width)
-        optimizer = make_optimizer() if make_optimizer else trainer.create_optimizer(config, plan, model)
+        optimizer = make_optimizer() if make_optimizer else default_optimizer(config, model)
         optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(start_step)
     resident = None
     if feed == "pipeline":
         dataset = input_pipeline.train_dataset(strategy, data, config.batch_size, 0, augmentation=config.augmentation)
     elif feed == "device":  # the training set on the device: each batch gathered and augmented in the step
-        resident = trainer.ResidentTrainingSet(strategy, data, config)
+        resident = ResidentTrainingSet(strategy, data, config.batch_size, config.seed, setup.input_augmentation(config))
         dataset = None
     else:  # the limit: one normalised batch, already in memory, served again and again
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
         dataset = tf.data.Dataset.from_tensors((images, data.train_labels[: config.batch_size])).repeat()
         dataset = strategy.experimental_distribute_dataset(dataset)
-    train_loop = training_steps.make_loops(
+    train_loop = loops.make_loops(
         strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
-    )[0]
-    source = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
+    ).train
+    train_input = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
         if resident:
-            resident.refresh(source.numpy())
-        train_loop(source, tf.constant(num_steps))
+            resident.refresh(train_input.numpy())
+        train_loop(train_input, tf.constant(num_steps))
         if resident:
-            source.assign_add(num_steps)
+            train_input.assign_add(num_steps)
         optimizer.iterations.numpy()  # wait for the device
 
     return Variant(name, run, config.batch_size)
+
+
+def default_optimizer(config, model):
+    """The config's optimizer and schedule over a run long enough for every variant (LATE_STEP is inside it)."""
+    return create_optimizer(config, model, create_schedule(config, peak_lr(config), 2 * LATE_STEP))
 
 
 class HostOneCycle(keras.callbacks.Callback):
@@ -114,7 +120,7 @@ def keras_variant(name, config, data, dataset, callbacks=(), jit_compile=False):
     keras.utils.set_random_seed(0)
     model = models.create_model(config.model, data.image_shape, data.num_classes, width=config.width)
     loss = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=config.label_smoothing)
-    optimizer = keras.optimizers.SGD(trainer.peak_lr(config), momentum=0.9, nesterov=True)
+    optimizer = keras.optimizers.SGD(peak_lr(config), momentum=0.9, nesterov=True)
     model.compile(optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit_compile)
     dataset = dataset.map(lambda images, labels: (images, tf.one_hot(labels, data.num_classes)))
     iterator = iter(model.distribute_strategy.experimental_distribute_dataset(dataset))
@@ -141,7 +147,7 @@ def pipeline_variant(config, data, name="input pipeline alone"):
 
 
 def regime_rows(regime, config, data, windows, steps):
-    peak = trainer.peak_lr(config)
+    peak = peak_lr(config)
     adam_schedule = onecycle.OneCycle(peak, 2 * LATE_STEP)
     adam = {
         (name, t): training_variant(f"{name} @ step {t:,}", config, data, "memory", make, start_step=t)

@@ -3,8 +3,9 @@
     python train.py --config=configs/cifar10_resnet9.py --config.batch_size=1024 --config.data_dir=/data/tfds
 
 Units: the run's length and the evaluation interval are in epochs; every other duration is in optimizer steps.
-Epochs are converted to steps once, from the global batch size, in training/trainer.py (see `derived` in the
-workdir's config.json).
+Epochs are converted to steps once, from the global batch size, in training/plan.py (see `derived` in the
+workdir's config.json). configs/validation.py checks every value before anything runs. Nothing here imports
+TensorFlow: `--help`, `--helpconfig` and a config error answer at once.
 """
 
 import copy
@@ -13,11 +14,18 @@ import dataclasses
 from absl import flags
 from ml_collections import config_flags
 
-from input_pipeline import Augmentation
-
 
 class ConfigError(ValueError):
     """A config value that cannot work: the message names the flag (`--config.<field>`) and what would."""
+
+
+@dataclasses.dataclass
+class Augmentation:
+    """What to apply to training batches; each part off with 0/False. Defaults: the Dawnbench CIFAR-10 recipe."""
+
+    crop_padding: int = 4  # reflect-pad by this many pixels, then crop back at a random offset
+    flip: bool = True  # horizontal flip with probability 1/2
+    cutout: int = 8  # zero a square of this side at a random centre (after normalisation: the mean pixel)
 
 
 @dataclasses.dataclass

@@ -24,8 +24,7 @@ evaluation at or above 94% recorded. Not timed here (no GPU): expect a few times
 on an A100, plus TensorFlow's compilation; `summary.json` has what your run reached, and `--mode=trial` the mean.
 """
 
-from configs.base import Config
-from input_pipeline import Augmentation
+from configs.base import Augmentation, Config
 
 
 def get_config():

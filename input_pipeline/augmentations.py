@@ -6,18 +6,11 @@ makes a resumed run see exactly the augmentations an uninterrupted one would hav
 draw other numbers than the host's for the same seed, so "the same" holds within one place: host or XLA step.)
 """
 
-import dataclasses
-
 import tensorflow as tf
 
+from configs.base import Augmentation
 
-@dataclasses.dataclass
-class Augmentation:
-    """What to apply to training batches; each part off with 0/False. Defaults: the Dawnbench CIFAR-10 recipe."""
-
-    crop_padding: int = 4  # reflect-pad by this many pixels, then crop back at a random offset
-    flip: bool = True  # horizontal flip with probability 1/2
-    cutout: int = 8  # zero a square of this side at a random centre (after normalisation: the mean pixel)
+__all__ = ["Augmentation", "augment", "cutout", "random_crop", "random_flip"]
 
 
 def augment(images, seed, augmentation):

@@ -26,7 +26,7 @@ def random_resized_crop(encoded, size, seed):
         max_attempts=10,
         use_image_if_no_bounding_boxes=True,
     )
-    return _resized(_decode_window(encoded, begin[:2], crop_size[:2]), size)
+    return resized(_decode_window(encoded, begin[:2], crop_size[:2]), size)
 
 
 def centre_crop(encoded, size):
@@ -35,7 +35,7 @@ def centre_crop(encoded, size):
     side = tf.cast(tf.round(tf.cast(tf.reduce_min(shape[:2]), tf.float32) * CENTRE_FRACTION), tf.int32)
     side = tf.maximum(side, 1)
     begin = (shape[:2] - side) // 2
-    return _resized(_decode_window(encoded, begin, tf.stack([side, side])), size)
+    return resized(_decode_window(encoded, begin, tf.stack([side, side])), size)
 
 
 def _shape(encoded):
@@ -63,6 +63,7 @@ def decode(encoded):
     return image
 
 
-def _resized(image, size):
-    resized = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+def resized(image, size):
+    """uint8 `image` resized to `size` (height, width): bilinear with antialiasing, rounded back to uint8."""
+    scaled = tf.image.resize(image, size, method="bilinear", antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(scaled), 0, 255), tf.uint8)

@@ -150,7 +150,7 @@ def eval_dataset(strategy, data, global_batch):
 def _source(data, split):
     """Where `split` ("train" or "eval") is gathered from: its `records.Split` on disk, or its (images, labels)
     as constants in memory."""
-    if isinstance(data, records.DiskData):
+    if not data.in_memory:
         return data.train if split == "train" else data.eval
     arrays = (data.train_images, data.train_labels) if split == "train" else (data.eval_images, data.eval_labels)
     return tuple(tf.constant(array) for array in arrays)
@@ -172,7 +172,7 @@ def _batches(keyed, source, batch_size, finish, crop):
 
 def _prefetched(data, local_replicas):
     """Batches to prefetch: PREFETCH_STEPS steps' when read from disk (a stated bound); in memory, autotuned."""
-    return PREFETCH_STEPS * local_replicas if isinstance(data, records.DiskData) else tf.data.AUTOTUNE
+    return tf.data.AUTOTUNE if data.in_memory else PREFETCH_STEPS * local_replicas
 
 
 def _local_replicas(context, num_replicas):

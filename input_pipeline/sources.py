@@ -18,6 +18,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
 
+from configs.validation import CHOICES
 from input_pipeline import crops, quickstart, records
 
 # Per-channel mean and standard deviation on the 0-255 scale, computed over each training split.
@@ -27,7 +28,7 @@ IMAGENET_STATS = ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
 TFDS_STATS = {"cifar10": CIFAR10_STATS, "cifar100": CIFAR100_STATS}
 
 QUICKSTART_SIZES = (10_000, 2_000)
-INPUT_PATHS = ("auto", "memory", "disk")
+INPUT_PATHS = CHOICES["input_path"]
 GENERATED = ("quickstart", "quickstart_hard", "synthetic")
 
 
@@ -65,9 +66,9 @@ class Data:
 
 @dataclasses.dataclass(frozen=True)
 class Placement:
-    """Where a dataset's examples are held during training: "memory" or "disk", and why (for the log)."""
+    """Where a dataset's examples are held during training: in memory, or read from disk; and why (for the log)."""
 
-    where: str
+    in_memory: bool
     reason: str
 
 
@@ -103,18 +104,16 @@ def load(
     placement = placement or check_source(
         name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split
     )
-    logging.info(
-        "input: %s, %s", "in memory" if placement.where == "memory" else "read from disk by index", placement.reason
-    )
+    logging.info("input: %s, %s", "in memory" if placement.in_memory else "read from disk by index", placement.reason)
     if name in ("quickstart", "quickstart_hard"):
         return _quickstart(name, seed)
     if name == "synthetic":
         return _synthetic(image_size or (32, 32), synthetic_examples, seed)
     if name == "image_folder":
-        if placement.where == "disk":
+        if not placement.in_memory:
             return _image_folder_on_disk(data_dir, image_size, skip_bad_images)
         return _image_folder(data_dir, image_size, skip_bad_images)
-    if placement.where == "disk":
+    if not placement.in_memory:
         return _tfds_on_disk(name, data_dir, image_size, eval_split)
     return _tfds(name, data_dir, download, image_size, eval_split)
 
@@ -137,7 +136,7 @@ def check_source(
                 f"--config.dataset={name} is generated in memory: there is no file to read; use "
                 "--config.input_path=auto or memory"
             )
-        return Placement("memory", f"{name} is generated in memory")
+        return Placement(True, f"{name} is generated in memory")
     if name == "image_folder":
         if not data_dir or not (pathlib.Path(data_dir) / "train").is_dir():
             raise DatasetError(
@@ -168,7 +167,7 @@ def check_source(
     placement = _placement(
         f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path, max_in_memory_gib
     )
-    if placement.where == "disk":
+    if not placement.in_memory:
         _check_readable_by_index(builder, name, image_size)
     return placement
 
@@ -177,10 +176,10 @@ def _placement(what, nbytes, input_path, max_in_memory_gib):
     amount = f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
     size = f"{what} take {amount} as uint8"
     if input_path != "auto":
-        return Placement(input_path, f"as --config.input_path={input_path} asks ({size})")
+        return Placement(input_path == "memory", f"as --config.input_path={input_path} asks ({size})")
     if nbytes <= max_in_memory_gib * 2**30:
-        return Placement("memory", f"{size}, within --config.max_in_memory_gib={max_in_memory_gib:g}")
-    return Placement("disk", f"{size}, over --config.max_in_memory_gib={max_in_memory_gib:g}")
+        return Placement(True, f"{size}, within --config.max_in_memory_gib={max_in_memory_gib:g}")
+    return Placement(False, f"{size}, over --config.max_in_memory_gib={max_in_memory_gib:g}")
 
 
 def _check_readable_by_index(builder, name, image_size):
@@ -401,10 +400,8 @@ def _eval_split(builder, eval_split=""):
 
 
 def _resized(image, image_size, label):
-    if image_size is not None:
-        resized = tf.image.resize(image, image_size, antialias=True)
-        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
-    return image, label
+    """(image resized to `image_size` as the crops resize, or as it is for None; label)."""
+    return (image if image_size is None else crops.resized(image, image_size)), label
 
 
 def _to_numpy(dataset):

@@ -1,32 +1,67 @@
-"""CNNs by name.
+"""CNNs by name, each with what a run must know of it before building it.
+
+A `ModelSpec` carries the builder, the model's data-dependent initialisation (airbench94's whitening stem is set
+from training images) and its constraints, so the trainer names no model and a config is checked against them
+before anything is loaded. Importing this package imports no Keras: the built-in builders are imported when a
+model is built, so `train.py --help` and config errors answer at once.
 
 To add your own: write `def my_net(input_shape, num_classes, sync_batch_norm=False, width=1.0)` returning a
-`keras.Model` that outputs float32 logits, add it to `MODELS`, and train it with `--config.model=my_net`.
+`keras.Model` that outputs float32 logits, register it with `models.MODELS["my_net"] = models.ModelSpec(my_net)`,
+and train it with `--config.model=my_net`.
 """
 
-import keras
+import dataclasses
+import importlib
+from collections.abc import Callable
 
-from models.airbench import airbench, airbench94
-from models.resnet9 import resnet9
-
-
-def resnet50(input_shape, num_classes, sync_batch_norm=False, width=1.0):
-    """keras.applications.ResNet50 from scratch, for larger images (e.g. 224x224); float32 logits."""
-    if width != 1.0:
-        raise ValueError(f"resnet50 (keras.applications) has a fixed width; got width={width}")
-    if sync_batch_norm:
-        raise ValueError("resnet50 (keras.applications) has its own BatchNorm layers: sync_batch_norm is unsupported")
-    base = keras.applications.ResNet50(
-        weights=None, input_shape=input_shape, classes=num_classes, classifier_activation=None
-    )
-    logits = keras.layers.Activation("linear", dtype="float32")(base.output)
-    return keras.Model(base.input, logits, name="resnet50")
+WHITENING_IMAGES = 5000  # airbench94's whitening stem is set from the first 5000 training images
 
 
-MODELS = {"resnet9": resnet9, "airbench": airbench, "airbench94": airbench94, "resnet50": resnet50}
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A model as the trainer sees it.
+
+    Args:
+        build: `(input_shape, num_classes, sync_batch_norm=False, width=1.0) -> keras.Model` with float32 logits.
+        init_from_images: `(model, images)` run once, before training, on the first `WHITENING_IMAGES`
+            normalised training images (float32 [N, H, W, C]); None for models initialised without data.
+            A model with one needs its training set in memory.
+        scales_with_width: whether `width` scales its channels (else only width=1.0 is accepted).
+        sync_batch_norm: whether it can all-reduce its BatchNorm statistics across replicas.
+    """
+
+    build: Callable
+    init_from_images: Callable | None = None
+    scales_with_width: bool = True
+    sync_batch_norm: bool = True
+
+    @property
+    def needs_images_in_memory(self):
+        return self.init_from_images is not None
+
+
+def _imported(module, name):
+    """A function that imports `module` when first called and calls its `name` (keeps this package light)."""
+
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = name
+    return call
+
+
+MODELS = {
+    "resnet9": ModelSpec(_imported("models.resnet9", "resnet9")),
+    "airbench": ModelSpec(_imported("models.airbench", "airbench")),
+    "airbench94": ModelSpec(
+        _imported("models.airbench", "airbench94"), init_from_images=_imported("models.airbench", "whiten_from_data")
+    ),
+    "resnet50": ModelSpec(_imported("models.resnet50", "resnet50"), scales_with_width=False, sync_batch_norm=False),
+}
 
 
 def create_model(name, input_shape, num_classes, sync_batch_norm=False, width=1.0):
+    """The keras.Model `MODELS[name]` builds for images of `input_shape` and `num_classes` classes."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)} or add yours to models.MODELS")
-    return MODELS[name](tuple(input_shape), num_classes, sync_batch_norm=sync_batch_norm, width=width)
+    return MODELS[name].build(tuple(input_shape), num_classes, sync_batch_norm=sync_batch_norm, width=width)

@@ -4,19 +4,22 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytestmark = pytest.mark.slow  # every test here starts processes
+ENVIRONMENT = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def benchmark(module, *arguments, timeout=600):
+    """Runs `python -m benchmarks.<module> <arguments>` from the project; returns the finished process."""
+    command = [sys.executable, "-m", f"benchmarks.{module}", *arguments]
+    return subprocess.run(command, cwd=REPO, env=ENVIRONMENT, capture_output=True, text=True, timeout=timeout)
 
 
 def test_step_benchmark_smoke_run_prints_every_row():
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step", "--windows=1", "--steps=1", "--regimes=overhead"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = benchmark("step", "--windows=1", "--steps=1", "--regimes=overhead")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
     names = [row.split(" | ")[1] for row in rows]
@@ -45,41 +48,19 @@ def test_step_benchmark_smoke_run_prints_every_row():
 
 
 def test_replicas_benchmark_smoke_run_prints_both_rows():
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.replicas", "--windows=1", "--steps=1", "--regimes=overhead"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = benchmark("replicas", "--windows=1", "--steps=1", "--regimes=overhead")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| overhead |")]
     assert [row.split(" | ")[1] for row in rows] == ["ours, 1 replica", "ours, 2 replicas (MirroredStrategy)"]
 
 
 def test_unknown_regime_is_refused():
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.step", "--regimes=gpu"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = benchmark("step", "--regimes=gpu", timeout=120)
     assert done.returncode == 2 and "unknown regime(s) ['gpu']" in done.stderr
 
 
 def test_records_benchmark_smoke_run_prints_its_rows():
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.records", "--windows=1", "--steps=1", "--examples=32", "--size=64"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = benchmark("records", "--windows=1", "--steps=1", "--examples=32", "--size=64")
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| disk |")]
     assert [row.split(" | ")[1] for row in rows] == [

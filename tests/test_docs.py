@@ -2,6 +2,7 @@
 that passes the trainer's checks (the commands that need a GPU, a dataset or a cluster are not run)."""
 
 import ast
+import json
 import pathlib
 import re
 import shlex
@@ -11,8 +12,6 @@ from absl import flags
 
 import models
 import train
-from training import trainer
-from trial.runner import check_trial
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 DOCUMENTS = [
@@ -49,12 +48,23 @@ def test_the_documents_show_commands():
 @pytest.mark.parametrize("document, argv", COMMANDS, ids=[f"{d}:{' '.join(a)[:70]}" for d, a in COMMANDS])
 def test_a_documented_command_parses_into_a_valid_config(document, argv, monkeypatch):
     if "--config.model=my_net" in argv:  # README's "Add your own model": done as it says, by adding it to MODELS
-        monkeypatch.setitem(models.MODELS, "my_net", models.MODELS["resnet9"])
+        monkeypatch.setitem(models.MODELS, "my_net", models.ModelSpec(models.MODELS["resnet9"].build))
     argv = train.checked_argv(argv)  # a misspelt field ends the program here
     values = flags.FlagValues()
     train.define_flags(values, argv)
     values(argv)
     config = values.config
-    trainer.check_config(config)
-    if values.mode == "trial":
-        check_trial(config)
+    cluster = {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}
+    environ = {"TF_CONFIG": json.dumps(cluster)} if config.strategy == "multi_worker" else {}  # run on a cluster
+    train.check(config, values.mode, environ)
+
+
+def test_the_exit_code_table_is_the_codes_the_program_uses():
+    from training.faults import EXIT_CODES
+
+    text = (REPO / "BUILD.md").read_text()
+    table = text[text.index("### Exit codes") :].split("\n\n")[1]
+    codes = {int(row.split("|")[1]): row.split("|")[2] for row in table.splitlines() if re.match(r"\| \d+ \|", row)}
+    assert set(codes) == {0, 1, 2, 3, 143}
+    assert train.USER_ERROR == 2 and "user error" in codes[2]
+    assert EXIT_CODES == {"preempted": 143, "diverged": 3} and "pre-empted" in codes[143] and "diverged" in codes[3]

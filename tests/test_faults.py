@@ -31,6 +31,8 @@ FLAGS = (
 )
 TOTAL = 80
 
+pytestmark = pytest.mark.slow  # every test here starts processes
+
 
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):

@@ -8,23 +8,14 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 
 from configs.base import Config, LRFind
 from input_pipeline import Augmentation
 from training import trainer
 from training.lr_find import find_lr
 
-TINY = dict(
-    model="resnet9",
-    width=0.125,
-    batch_size=64,
-    lr_reference_batch=64,
-    epochs=1,
-    jit_compile=False,
-    log_every_steps=4,
-    checkpoint_every_steps=4,
-    steps_per_loop=4,
-)
+TINY = tiny.RESNET9 | dict(log_every_steps=4, checkpoint_every_steps=4, steps_per_loop=4)
 
 
 def test_quickstart_sweep_suggests_a_finite_lr_inside_the_range_below_divergence(tmp_path):
@@ -70,9 +61,10 @@ def test_two_replicas_record_global_means_equal_to_one_replica(tmp_path, two_rep
     assert [p["lr"] for p in one["curve"]] == [p["lr"] for p in two["curve"]]
     losses_one, losses_two = [p["loss"] for p in one["curve"]], [p["loss"] for p in two["curve"]]
     # A replica-local mean would be off by percents at once. Summation order differs between 1 and 2 replicas,
-    # and training amplifies that over the steps, so the tolerance widens after the first steps.
+    # and training amplifies that over the steps (to 2e-3 by step 11 on an AMD EPYC), so the tolerance widens
+    # after the first steps.
     np.testing.assert_allclose(losses_two[:4], losses_one[:4], rtol=2e-5)
-    np.testing.assert_allclose(losses_two, losses_one, rtol=2e-3)
+    np.testing.assert_allclose(losses_two, losses_one, rtol=5e-3)
 
 
 def test_sweep_leaves_a_training_workdir_untouched(tmp_path):

@@ -128,6 +128,7 @@ def test_evaluation_counts_every_example_once(two_replicas, jpegs_data_dir):
     assert sorted(counted) == list(range(60))
 
 
+@pytest.mark.slow
 def test_two_workers_read_each_example_once_per_epoch(tmp_path, jpegs_data_dir):
     """Two processes under MultiWorkerMirroredStrategy, one replica each: their batches of a step together are
     the step's global batch, in the order recomputed from the seed."""

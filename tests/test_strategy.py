@@ -45,6 +45,7 @@ def two_free_ports_in_a_row():
     raise RuntimeError("no two free ports in a row")
 
 
+@pytest.mark.slow
 def test_two_srun_tasks_train_as_two_workers(tmp_path):
     port = two_free_ports_in_a_row()
     tasks = [

@@ -11,26 +11,19 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+import tiny
 from absl import flags
 from launch import free_ports
 from ml_collections import config_flags
 
 from configs.base import Config, ConfigError
-from training import trainer
+from configs.validation import validate
+from input_pipeline.resident import ResidentTrainingSet
+from training import setup, trainer
+from training.strategy import resolve_jit_compile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = dict(
-    model="resnet9",
-    width=0.125,
-    batch_size=64,
-    epochs=1,
-    lr=0.4,
-    lr_reference_batch=64,
-    steps_per_loop=4,
-    log_every_steps=4,
-    checkpoint_every_steps=8,
-    jit_compile=False,
-)
+TINY = tiny.RESNET9 | dict(steps_per_loop=4, log_every_steps=4, checkpoint_every_steps=8)
 
 
 def tiny_config(**overrides):
@@ -58,7 +51,7 @@ def test_every_config_file_loads_and_overrides(path):
     )
     assert [f.name for f in dataclasses.fields(config)] == [f.name for f in dataclasses.fields(Config)]
     assert (config.batch_size, config.augmentation.cutout, config.image_size) == (1024, 0, (64, 64))
-    trainer.check_config(config)
+    validate(config)
 
 
 @pytest.mark.parametrize(
@@ -159,6 +152,7 @@ def test_resume_continues_the_same_schedule_and_data(tmp_path):
     assert second["train_seconds"] > first["train_seconds"] and second["compile_seconds"] > first["compile_seconds"]
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     # Synchronized BatchNorm: with per-replica BN each worker keeps its own moving statistics (by design).
@@ -240,7 +234,7 @@ def test_target_crossing_is_the_first_evaluation_at_or_above_it(tmp_path):
 def test_flip_test_time_augmentation():
     import keras
 
-    from training.steps import predict_logits
+    from training.loops import predict_logits
 
     images = tf.random.stateless_normal([4, 8, 8, 3], seed=[1, 2])
     symmetric = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
@@ -259,6 +253,8 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
     import input_pipeline
 
     strategy = two_replicas if replicas == 2 else None
+    # Synchronized BatchNorm on 2 replicas: the statistics every replica evaluates with are then replica 0's, the
+    # ones the exported model holds (per-replica statistics would make its accuracy differ from the run's).
     config = tiny_config(
         batch_size=2000,
         lr_reference_batch=2000,
@@ -266,6 +262,7 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
         ema_momentum=0.8,
         log_every_steps=5,
         checkpoint_every_steps=5,
+        sync_batch_norm=replicas == 2,
     )
     whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"), strategy=strategy)
     trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=3), str(tmp_path / "split"), strategy=strategy)
@@ -307,7 +304,7 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
 def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
     """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
     for strategy in (tf.distribute.get_strategy(), two_replicas):
-        assert trainer.resolve_jit_compile(Config(**overrides), strategy) is expected
+        assert resolve_jit_compile(Config(**overrides), strategy) is expected
 
 
 @pytest.mark.parametrize("replicas, augment_on_device", [(1, False), (2, False), (1, True)])
@@ -357,7 +354,7 @@ def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
 
     data = input_pipeline.load("quickstart")
     config = tiny_config(batch_size=2000, lr_reference_batch=2000, seed=3, data_on_device=True)  # augmented in the set
-    resident = trainer.ResidentTrainingSet(tf.distribute.get_strategy(), data, config)
+    resident = ResidentTrainingSet(tf.distribute.get_strategy(), data, 2000, 3, config.augmentation)
     for step in (0, 4, 5, 7):  # 5 steps an epoch
         expected = input_pipeline.resident_batch(
             tf.constant(data.train_images),
@@ -382,7 +379,7 @@ def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_rep
     import input_pipeline
 
     data = input_pipeline.load("synthetic", synthetic_examples=512)
-    resident = trainer.ResidentTrainingSet(two_replicas, data, tiny_config(batch_size=64, data_on_device=True))
+    resident = ResidentTrainingSet(two_replicas, data, 64, 0, tiny_config().augmentation)
     copies = [two_replicas.experimental_local_results(v) for v in (resident.images, resident.labels)]
     for values in copies:
         assert [c.device.split(":")[-1] for c in values] == ["0", "1"]  # one copy on each replica's device
@@ -396,11 +393,14 @@ def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_rep
 
 def test_a_dataset_read_from_disk_refuses_what_needs_it_in_memory(jpegs_data_dir):
     config = Config(dataset="generated_jpegs", data_dir=str(jpegs_data_dir), image_size=(32, 32), input_path="disk")
-    assert trainer.check_data(config).where == "disk"
-    assert trainer.check_data(dataclasses.replace(config, input_path="auto")).where == "memory"
+    assert not setup.start(config)[2].in_memory
+    assert setup.start(dataclasses.replace(config, input_path="auto"))[2].in_memory
+    too_large = dataclasses.replace(config, input_path="auto", max_in_memory_gib=1e-4)  # placed on disk by size
     with pytest.raises(ConfigError, match="data_on_device holds the training set on every device, but generated_jpegs"):
-        trainer.check_data(dataclasses.replace(config, data_on_device=True))
+        setup.start(dataclasses.replace(too_large, data_on_device=True))
     with pytest.raises(ConfigError, match="airbench94 sets its whitening stem from training images in memory"):
-        trainer.check_data(dataclasses.replace(config, model="airbench94"))
+        setup.start(dataclasses.replace(too_large, model="airbench94"))
+    with pytest.raises(ConfigError, match="input_path=disk: set one of them otherwise"):
+        setup.start(dataclasses.replace(config, data_on_device=True))
     with pytest.raises(ConfigError, match="input_path='tape' is not one of"):
-        trainer.check_config(dataclasses.replace(config, input_path="tape"))
+        validate(dataclasses.replace(config, input_path="tape"))

@@ -6,25 +6,14 @@ import os
 import matplotlib.image
 import numpy as np
 import pytest
+import tiny
 
 from configs.base import Config, Trial
 from trial import aggregate, run_comparison, run_trial
 
 # 20 steps an epoch; 12 steps per run, an evaluation every 4.
-TINY = dict(
-    model="resnet9",
-    width=0.125,
-    batch_size=500,
-    lr_reference_batch=500,
-    epochs=1,
-    stop_at_step=12,
-    eval_every_epochs=0.2,
-    log_every_steps=4,
-    checkpoint_every_steps=4,
-    steps_per_loop=4,
-    jit_compile=False,
-    target_accuracy=0.15,
-)
+TINY = tiny.RESNET9 | dict(batch_size=500, lr_reference_batch=500, stop_at_step=12, eval_every_epochs=0.2)
+TINY |= dict(log_every_steps=4, checkpoint_every_steps=4, steps_per_loop=4, target_accuracy=0.15)
 
 
 def strict_json(path):

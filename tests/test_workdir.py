@@ -5,27 +5,17 @@ import json
 import socket
 
 import pytest
+import tiny
 from launch import finish, start, wait_for_step
 
-from configs.base import Config
+from configs.base import Config, ConfigError
 from training import report, trainer, workdir
 from training.workdir import WorkdirError
 
-TINY = dict(
-    model="airbench",
-    width=0.25,
-    batch_size=256,
-    epochs=1,
-    lr=0.4,
-    lr_reference_batch=256,
-    steps_per_loop=2,
-    log_every_steps=2,
-    checkpoint_every_steps=2,
-    stop_at_step=2,
-    jit_compile=False,
-)
+TINY = tiny.AIRBENCH | dict(steps_per_loop=2, log_every_steps=2, checkpoint_every_steps=2, stop_at_step=2)
 
 
+@pytest.mark.slow
 def test_a_second_trainer_is_refused_and_a_killed_holder_frees_the_workdir(tmp_path):
     first = start(tmp_path, "--config.epochs=50", "--config.log_every_steps=1", log_name="first.log")
     try:
@@ -137,3 +127,32 @@ def test_a_finished_run_is_recognised(tmp_path, recorded, overrides, finished):
     (tmp_path / "summary.json").write_text(json.dumps(recorded))
     assert (workdir.finished_summary(str(tmp_path), config) is not None) == finished
     assert workdir.finished_summary(str(tmp_path / "none"), config) is None
+
+
+def test_a_damaged_workdir_file_is_named_not_a_traceback(tmp_path):
+    config = Config(**TINY)
+    (tmp_path / "summary.json").write_text('{"status": "compl')
+    with pytest.raises(WorkdirError, match="summary.json is not valid JSON"):
+        workdir.finished_summary(str(tmp_path), config)
+    (tmp_path / workdir.CONFIG_FILE).write_text("{")
+    with pytest.raises(WorkdirError, match="config.json is not valid JSON"):
+        workdir.check_same_run(str(tmp_path), config, resuming=True)
+    (tmp_path / "locked").mkdir()
+    (tmp_path / "locked" / workdir.LOCK_FILE).mkdir()
+    with pytest.raises(WorkdirError, match="run.lock cannot be opened as the run's lock file"):
+        workdir.claim(str(tmp_path / "locked"), chief=True)
+
+
+def test_a_refused_start_leaves_no_workdir_behind(tmp_path):
+    with pytest.raises(ConfigError, match="is larger than the 10000 training examples"):
+        trainer.train_and_evaluate(Config(**TINY | dict(batch_size=20_000)), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_finished_run_whose_model_was_deleted_exports_it_again(tmp_path):
+    config = Config(**TINY | dict(stop_at_step=None, epochs=1, batch_size=2000, lr_reference_batch=2000))
+    first = trainer.train_and_evaluate(config, str(tmp_path))
+    (tmp_path / "model.keras").unlink()
+    again = trainer.train_and_evaluate(config, str(tmp_path))
+    assert (tmp_path / "model.keras").exists() and again["steps"] == first["steps"] == 5
+    assert again["eval_accuracy"] == first["eval_accuracy"] and again["processes"] == 2

@@ -12,57 +12,33 @@ import dataclasses
 import math
 import os
 
-import keras
 import tensorflow as tf
 from absl import logging
 
 import input_pipeline
-import models
-from configs.base import ConfigError
-from models.airbench import whiten_from_data
 from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
-from training import report, steps, trainer
-from training.strategy import create_strategy, is_chief
+from training import loops, report, setup
+from training.strategy import is_chief
 from training.workdir import claimed
 
 
 def find_lr(config, workdir, strategy=None):
     """Sweeps the learning rate, writes `lr_find.json` and `lr_find.png` in `workdir`, returns the record."""
-    settings = config.lr_find
-    check_settings(settings)
-    trainer.check_config(config)
-    placement = trainer.check_data(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
-    config = dataclasses.replace(config, jit_compile=trainer.resolve_jit_compile(config, strategy))
+    config, strategy, placement = setup.start(config, strategy)
     with claimed(workdir, is_chief(strategy)):
         return _sweep(config, workdir, strategy, placement)
 
 
 def _sweep(config, workdir, strategy, placement):
     settings = config.lr_find
-    keras.mixed_precision.set_global_policy(config.precision)
-    keras.utils.set_random_seed(config.seed)
-
-    data = trainer.load_data(config, placement)
-    plan = trainer.derive_plan(config, data, strategy)
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
-    with strategy.scope():
-        model = models.create_model(
-            config.model, data.image_shape, data.num_classes, config.sync_batch_norm, config.width
-        )
-        optimizer = trainer.create_optimizer(config, plan, model, schedule=sweep, momentum=config.base_momentum)
-        optimizer.build(model.trainable_variables)
-        if data.in_memory:
-            whiten_from_data(model, input_pipeline.normalise(data.train_images[:5000], data).numpy())
+    run = setup.build(config, strategy, placement, schedule=sweep, momentum=config.base_momentum)
+    data, optimizer = run.data, run.optimizer
     train_data = input_pipeline.train_dataset(
-        strategy,
-        data,
-        config.batch_size,
-        config.seed,
-        augmentation=trainer.input_augmentation(config),
+        strategy, data, config.batch_size, config.seed, augmentation=setup.input_augmentation(config)
     )
-    train_loop, _, train_sums, _ = steps.make_loops(
-        strategy, model, optimizer, config, data.num_classes, config.batch_size
+    train_loop, _, train_sums, _ = loops.make_loops(
+        strategy, run.model, optimizer, config, data.num_classes, config.batch_size
     )
 
     curve, stop = [], {"reason": "swept the whole range", "step": settings.num_steps}
@@ -111,21 +87,6 @@ def _sweep(config, workdir, strategy, placement):
         )
     _log(record, workdir)
     return record
-
-
-def check_settings(settings):
-    if not 0 < settings.start_lr < settings.end_lr:
-        raise ConfigError(
-            f"--config.lr_find needs 0 < start_lr < end_lr, got {settings.start_lr} and {settings.end_lr}"
-        )
-    if settings.num_steps < 10:
-        raise ConfigError(f"--config.lr_find.num_steps must be >= 10 for a readable curve, got {settings.num_steps}")
-    if settings.divergence <= 1:
-        raise ConfigError(
-            f"--config.lr_find.divergence is a multiple of the minimum loss, > 1; got {settings.divergence}"
-        )
-    if not 0 <= settings.beta < 1:
-        raise ConfigError(f"--config.lr_find.beta must be in [0, 1), got {settings.beta}")
 
 
 def _strict(record):

@@ -12,6 +12,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from training.workdir import WorkdirError
+
 CONVENTIONS = {
     "train_seconds": "training steps only, as airbench counts: no compilation, evaluation, data preparation, "
     "checkpointing or logging (the first, compiling call of each process is counted as its steps at the "
@@ -112,14 +114,12 @@ class RunLog:
     def __init__(self, path, chief, restored_step):
         self.path, self.chief = path, chief
         self.train, self.evaluations = [], []
-        kept = []
-        if os.path.exists(path):
-            with open(path) as f:
-                kept = [json.loads(line) for line in f if line.strip()]
-            kept = [record for record in kept if record["step"] <= restored_step]
-        if chief:
-            with open(path, "w") as f:
+        kept = [record for record in read_history(path) if record["step"] <= restored_step]
+        if chief:  # written whole, as write_json writes: a kill now leaves the old file or the new one
+            partial = f"{path}.partial"
+            with open(partial, "w") as f:
                 f.writelines(json.dumps(record) + "\n" for record in kept)
+            os.replace(partial, path)
         for record in kept:
             kind = record.pop("kind")
             (self.train if kind == "train" else self.evaluations).append(record)
@@ -133,6 +133,25 @@ class RunLog:
     def crossing(self, target):
         """The first evaluation at or above `target` (None if there is none, or no target)."""
         return None if target is None else first_crossing(self.evaluations, target)
+
+
+def read_history(path):
+    """The records of a `history.jsonl` (none if it does not exist). A torn last line, what a kill in the middle
+    of a write leaves, is dropped with a warning; a damaged line before it is an error naming the file and line."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        lines = [line for line in f.read().split("\n") if line.strip()]
+    records = []
+    for number, line in enumerate(lines, 1):
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            if number < len(lines):
+                message = f"{path} line {number} is not JSON ({error}): move the file away to start anew"
+                raise WorkdirError(message) from None
+            logging.warning("%s: dropped its torn last line (a write cut short): %r", path, line[:80])
+    return records
 
 
 def first_crossing(evaluations, threshold):
@@ -209,6 +228,37 @@ class Reporter:
             for name, value in values.items():
                 tf.summary.scalar(name, value)
         self.writer.flush()
+
+
+def run_summary(status, step, config, data, plan, evaluations, clock):
+    """The machine-readable record of a run at `step`, as summary.json holds it (without the training history).
+
+    `evaluations` are the run's evaluation records (step, epoch, loss, accuracy and the clocks), oldest first.
+    """
+    final = evaluations[-1] if evaluations else {}
+    return {
+        "status": status,
+        "dataset": data.name,
+        "synthetic": data.synthetic,
+        "model": config.model,
+        "schedule": config.schedule,
+        "seed": config.seed,
+        "eval_accuracy": final.get("accuracy"),
+        "eval_loss": final.get("loss"),
+        "best_eval_accuracy": max((e["accuracy"] for e in evaluations), default=None),
+        "steps": step,
+        "end_step": plan.end_step,
+        "total_steps": plan.total_steps,
+        "epochs": step / plan.steps_per_epoch,
+        "target_accuracy": config.target_accuracy,
+        "target": None if config.target_accuracy is None else first_crossing(evaluations, config.target_accuracy),
+        **clock.totals(),
+        "images_per_second": clock.images_per_second(config.batch_size),
+        "replicas": plan.replicas,
+        "precision": config.precision,
+        "global_batch": config.batch_size,
+        "evaluations": evaluations,
+    }
 
 
 def write_json(path, payload):

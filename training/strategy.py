@@ -6,7 +6,14 @@ import shutil
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
+from configs.validation import CHOICES
+
+STRATEGIES = CHOICES["strategy"]
+
+
+def from_config(config):
+    """The strategy of `config.strategy` (with its `devices`, `tpu` and `slurm_port_base`)."""
+    return create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
 
 
 def create_strategy(name, devices="", tpu="", slurm_port_base=8888):
@@ -76,3 +83,23 @@ def is_chief(strategy):
 def task_id(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     return getattr(resolver, "task_id", 0) or 0
+
+
+def resolve_jit_compile(config, strategy):
+    """`config.jit_compile`, or for None (auto): XLA on where it pays, off for float32 on a CPU.
+
+    On: GPUs and TPUs, and mixed precision (which a CPU runs fast only under XLA). Off: float32 on a CPU, where
+    per-replica XLA measured 0.7-0.8x the speed of TensorFlow's own kernels (benchmarks/README.md), and with
+    synchronized BatchNorm, whose all-reduce the per-replica compilation cannot contain.
+    """
+    if config.jit_compile is not None:
+        return config.jit_compile
+    return (on_accelerator(strategy) or config.precision != "float32") and not config.sync_batch_norm
+
+
+def on_accelerator(strategy):
+    """Whether the strategy computes on GPUs or TPUs. The default strategy has no device list: it runs on the
+    first GPU when there is one."""
+    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
+    return any(kind in device.upper() for device in strategy.extended.worker_devices for kind in ("GPU", "TPU"))

@@ -8,6 +8,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import shutil
 import socket
 
 CONFIG_FILE = "config.json"
@@ -47,11 +48,18 @@ class WorkdirError(RuntimeError):
 def claimed(workdir, chief):
     """Inside it, `workdir` exists, is writable, and (on the chief) is locked against other trainers.
 
-    The lock is an OS file lock: it dies with the process, so a `kill -9` never leaves a stale one.
+    The lock is an OS file lock: it dies with the process, so a `kill -9` never leaves a stale one. A workdir
+    this claim created and the run left holding nothing but its lock (refused once the data was read: a batch
+    larger than the training set, say) is removed again, so that a refused start leaves nothing behind.
     """
+    fresh = not os.path.exists(workdir)
     lock = claim(workdir, chief)
     try:
         yield
+    except BaseException:
+        if fresh and set(os.listdir(workdir)) <= {LOCK_FILE}:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
     finally:
         if lock:
             lock.close()
@@ -70,7 +78,13 @@ def claim(workdir, chief):
         raise WorkdirError(f"workdir {workdir!r} is not writable ({error.strerror}): use another --workdir") from None
     if not chief:
         return None
-    lock = open(os.path.join(workdir, LOCK_FILE), "a+")  # noqa: SIM115 (held open for the life of the run)
+    try:
+        lock = open(os.path.join(workdir, LOCK_FILE), "a+")  # noqa: SIM115 (held open for the life of the run)
+    except OSError as error:
+        raise WorkdirError(
+            f"{os.path.join(workdir, LOCK_FILE)} cannot be opened as the run's lock file ({error.strerror}): "
+            "remove it, or choose another --workdir"
+        ) from None
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -96,8 +110,7 @@ def check_same_run(workdir, config, resuming):
     path = os.path.join(workdir, CONFIG_FILE)
     if not resuming or not os.path.exists(path):
         return {}
-    with open(path) as f:
-        recorded = json.load(f)["config"]
+    recorded = read_json(path)["config"]
     current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as the record has them
     changes = {
         field: (recorded.get(field), value)
@@ -114,6 +127,18 @@ def check_same_run(workdir, config, resuming):
     return changes
 
 
+def read_json(path):
+    """The JSON file at `path`; one that does not parse is a `WorkdirError` naming it (a hand edit, another
+    program's file), never a traceback."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise WorkdirError(
+            f"{path} is not valid JSON ({error}): restore it, move it away, or choose another --workdir"
+        ) from None
+
+
 def finished_summary(workdir, config):
     """The summary of the run that already finished in `workdir` as `config` asks, or None if it has to run.
 
@@ -123,8 +148,7 @@ def finished_summary(workdir, config):
     path = os.path.join(workdir, "summary.json")
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        summary = json.load(f)
+    summary = read_json(path)
     status = summary["status"]
     if status == "completed" or (status == "target_reached" and config.stop_at_target):
         return summary

@@ -1,12 +1,12 @@
-"""PNG plots of trials, comparisons and schedules (matplotlib, headless)."""
+"""PNG plots of trials, comparisons and schedules (matplotlib, headless).
 
-import matplotlib
+Drawn on `matplotlib.figure.Figure`s, which need no display and leave pyplot's backend and figures alone (so a
+notebook that imports this keeps its own).
+"""
 
-matplotlib.use("Agg")  # no display needed; set before pyplot is imported
+from matplotlib.figure import Figure
 
-import matplotlib.pyplot as plt  # noqa: E402
-
-from trial.aggregate import mean_curve  # noqa: E402
+from trial.aggregate import mean_curve
 
 _PANELS = (  # (record kind, y key, y label, x key, x label)
     ("evaluations", "accuracy", "eval accuracy", "epoch", "epochs"),
@@ -18,7 +18,8 @@ _PANELS = (  # (record kind, y key, y label, x key, x label)
 
 def plot_trial(runs, path, title, target=None):
     """Eval accuracy and train loss against epochs and seconds: a thin line per run and the mean in bold."""
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    figure = Figure(figsize=(11, 8))
+    axes = figure.subplots(2, 2)
     for axis, (kind, key, ylabel, xkey, xlabel) in zip(axes.flat, _PANELS):
         for run in runs:
             axis.plot(
@@ -39,7 +40,8 @@ def plot_trial(runs, path, title, target=None):
 
 def plot_comparison(trials, path, title, threshold):
     """Each arm's mean eval accuracy and train loss against epochs and seconds, with the common threshold."""
-    figure, axes = plt.subplots(2, 2, figsize=(11, 8))
+    figure = Figure(figsize=(11, 8))
+    axes = figure.subplots(2, 2)
     for axis, (kind, key, ylabel, xkey, xlabel) in zip(axes.flat, _PANELS):
         for name, runs in trials.items():
             _, mean = mean_curve(runs, kind, key)
@@ -52,7 +54,8 @@ def plot_comparison(trials, path, title, threshold):
 
 def plot_schedules(curves, path, title):
     """Learning rate and momentum against the step; `curves` maps a name to (lrs, momenta)."""
-    figure, (lr_axis, momentum_axis) = plt.subplots(1, 2, figsize=(11, 4))
+    figure = Figure(figsize=(11, 4))
+    lr_axis, momentum_axis = figure.subplots(1, 2)
     for name, (lrs, momenta) in curves.items():
         lr_axis.plot(lrs, label=name)
         momentum_axis.plot(momenta, label=name)
@@ -74,4 +77,3 @@ def _save(figure, title, path):
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
-    plt.close(figure)

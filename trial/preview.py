@@ -3,8 +3,11 @@ every tenth of the run, and a plot of both against the step."""
 
 import os
 
-import input_pipeline
-from training import trainer
+from configs.base import ConfigError
+from configs.validation import validate
+from training import setup
+from training.optimization import schedule_curves
+from training.plan import derive_plan, peak_lr
 from trial import plots
 
 
@@ -14,15 +17,17 @@ def preview_schedule(config, workdir, steps_per_epoch=None):
     The run's length needs the number of training examples: given as `steps_per_epoch`, or counted by loading
     the config's dataset.
     """
-    trainer.check_config(config)
+    validate(config)
     if steps_per_epoch is None:
-        data = trainer.load_data(config)
-        steps_per_epoch = input_pipeline.steps_per_epoch(data.num_train, config.batch_size)
+        steps_per_epoch = derive_plan(config, setup.load_data(config).num_train, 1, "memory").steps_per_epoch
     total_steps = config.epochs * steps_per_epoch
-    lrs, momenta = trainer.schedule_curves(config, total_steps)
+    try:
+        lrs, momenta = schedule_curves(config, peak_lr(config), total_steps)
+    except ValueError as error:  # the schedule's own checks against the run's length
+        raise ConfigError(f"config schedule fields: {error}") from None
     print(
         f"{config.schedule}: {config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, "
-        f"peak lr {trainer.peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
+        f"peak lr {peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
         f"{config.lr_reference_batch})"
     )
     print(f"{'step':>8} {'epoch':>7} {'lr':>12} {'momentum':>9}")

@@ -18,16 +18,19 @@ import tensorflow as tf
 from absl import logging
 
 from configs.base import ConfigError, with_overrides
+from configs.validation import validate
 from training import report, trainer
-from training.strategy import create_strategy, is_chief
+from training.optimization import schedule_curves
+from training.plan import peak_lr
+from training.strategy import from_config, is_chief
 from training.workdir import finished_summary
 from trial import aggregate, plots, tables
 
 
 def run_trial(config, workdir, strategy=None):
     """Runs (or resumes) `config.trial.runs` seeds of `config` in `workdir`; writes and returns the trial record."""
-    check_trial(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
+    validate(config)
+    strategy = strategy or from_config(config)
     runs = []
     for index in range(config.trial.runs):
         seed = config.seed + index
@@ -52,7 +55,7 @@ def run_trial(config, workdir, strategy=None):
         with open(os.path.join(workdir, "trial.md"), "w") as f:
             f.write(tables.trial_markdown(title, record))
         plots.plot_trial(runs, os.path.join(workdir, "trial.png"), title, config.target_accuracy)
-        lrs, momenta = trainer.schedule_curves(config, runs[0]["total_steps"])
+        lrs, momenta = schedule_curves(config, peak_lr(config), runs[0]["total_steps"])
         plots.plot_schedules({config.schedule: (lrs, momenta)}, os.path.join(workdir, "schedule.png"), title)
         logging.info("trial written to %s: trial.md, trial.json, trial.png, schedule.png", workdir)
     return record
@@ -65,7 +68,7 @@ def run_comparison(config, workdir, strategy=None):
     arm: epochs and seconds to first reach it (mean over the runs that did) and their ratio to the first arm's.
     """
     arms = arm_configs(config)
-    strategy = strategy or create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
+    strategy = strategy or from_config(config)
     trials = {name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy) for name, arm in arms.items()}
     runs = {name: record["runs"] for name, record in trials.items()}
     threshold = config.trial.threshold or aggregate.common_threshold(runs)
@@ -92,21 +95,10 @@ def run_comparison(config, workdir, strategy=None):
         with open(os.path.join(workdir, "comparison.md"), "w") as f:
             f.write(tables.comparison_markdown(title, record))
         plots.plot_comparison(runs, os.path.join(workdir, "comparison.png"), title, threshold)
-        curves = {name: trainer.schedule_curves(arm, runs[name][0]["total_steps"]) for name, arm in arms.items()}
+        curves = {name: schedule_curves(arm, peak_lr(arm), runs[name][0]["total_steps"]) for name, arm in arms.items()}
         plots.plot_schedules(curves, os.path.join(workdir, "schedules.png"), title)
         logging.info("comparison written to %s: comparison.md, comparison.json, comparison.png", workdir)
     return record | {"trials": trials}
-
-
-def check_trial(config):
-    """The trial settings, and each arm's, before any run starts."""
-    if config.trial.runs < 1:
-        raise ConfigError(f"--config.trial.runs must be >= 1, got {config.trial.runs}")
-    if config.trial.threshold is not None and not 0 < config.trial.threshold <= 1:
-        raise ConfigError(f"--config.trial.threshold is a fraction in (0, 1], got {config.trial.threshold}")
-    if config.trial.price_per_hour < 0:
-        raise ConfigError(f"--config.trial.price_per_hour must be >= 0, got {config.trial.price_per_hour}")
-    trainer.check_config(config)
 
 
 def arm_configs(config):
@@ -122,7 +114,7 @@ def arm_configs(config):
             arms[text] = with_overrides(config, text)
         except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
             raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
-        check_trial(arms[text])
+        validate(arms[text])
     if len({arm_folder(text) for text in arms}) < len(arms):
         raise ConfigError(f"--config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
     return arms

@@ -6,6 +6,8 @@ updates. Only the per-replica forward/backward is XLA-compiled: Keras 3's own `f
 the cross-replica step and breaks with 2+ replicas. Several steps run per call, to cut Python overhead.
 """
 
+from typing import NamedTuple
+
 import keras
 import tensorflow as tf
 
@@ -53,11 +55,21 @@ def predict_logits(model, images, flip=False):
     return logits
 
 
-def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None):
-    """Returns (train_loop(source, num_steps), eval_loop(iterator, num_steps), train_sums, eval_sums).
+class Loops(NamedTuple):
+    """The compiled loops of a run and the sums they accumulate into."""
 
-    `source` is an iterator over the distributed training dataset, or, with `resident` (whose `batch(global step,
-    replica)` gives that replica's batch from data held on the device), the global step of the first batch.
+    train: object  # train(train_input, num_steps): num_steps training steps
+    eval: object  # eval(iterator, num_steps): num_steps evaluation steps
+    train_sums: Sums
+    eval_sums: Sums
+
+
+def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None):
+    """The `Loops` of a run: `train(train_input, num_steps)` and `eval(iterator, num_steps)`, compiled.
+
+    `train_input` is an iterator over the distributed training dataset, or, with `resident` (a
+    `ResidentTrainingSet`, whose `batch(global step, replica)` gives that replica's batch from data held on the
+    device), a variable holding the global step of the call's first batch.
     """
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction=None
@@ -103,16 +115,16 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
         train_step(images, labels)
 
     @tf.function
-    def train_loop(source, num_steps):
+    def train_loop(train_input, num_steps):
         for i in tf.range(num_steps):
             if resident is None:
-                strategy.run(train_step, args=next(source))
+                strategy.run(train_step, args=next(train_input))
             else:
-                strategy.run(resident_train_step, args=(tf.convert_to_tensor(source) + tf.cast(i, tf.int64),))
+                strategy.run(resident_train_step, args=(tf.convert_to_tensor(train_input) + tf.cast(i, tf.int64),))
 
     @tf.function
     def eval_loop(iterator, num_steps):
         for _ in tf.range(num_steps):
             strategy.run(eval_step, args=next(iterator))
 
-    return train_loop, eval_loop, train_sums, eval_sums
+    return Loops(train_loop, eval_loop, train_sums, eval_sums)

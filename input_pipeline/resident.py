@@ -1,0 +1,78 @@
+"""The training set resident on every replica's device, batched inside the compiled step (airbench's trick)."""
+
+import tensorflow as tf
+
+from input_pipeline.pipeline import epoch_order, resident_batch, steps_per_epoch
+
+
+class ResidentTrainingSet:
+    """The training set as variables on every replica's device; `batch(step, replica)` cuts a replica's batch of
+    a global step from them inside the compiled step (`resident_batch`: the tf.data path's batch, bit for bit).
+
+    The epoch's order of the examples is cached on the device too: `refresh(step)`, called on the host before
+    each call into the loop, sets it for the epoch of `step`. A step of another epoch (a call that crosses an
+    epoch's end) computes its own order instead, so the batches never depend on when the cache was refreshed.
+
+    A synthetic training set (throughput trials) is generated on the device from the seed, never copied from the
+    host: random images and labels like the host's synthetic set, but not the same values.
+
+    Args:
+        strategy: the run's `tf.distribute` strategy; the variables are mirrored on each of its replicas.
+        data: the training set in memory (`input_pipeline.Data`).
+        global_batch: the batch over all replicas.
+        seed: the run's seed (the epoch order and the augmentation derive from it).
+        augmentation: the `Augmentation` applied to each batch in the step, or None.
+    """
+
+    def __init__(self, strategy, data, global_batch, seed, augmentation):
+        self.data, self.global_batch, self.seed, self.augmentation = data, global_batch, seed, augmentation
+        self.num_replicas = strategy.num_replicas_in_sync
+        self.steps_per_epoch = steps_per_epoch(data.num_train, global_batch)
+        images, labels = _synthetic_on_device(data, seed) if data.synthetic else (data.train_images, data.train_labels)
+        with strategy.scope():
+            self.images = tf.Variable(images, trainable=False, name="resident_images", dtype=tf.uint8)
+            self.labels = tf.Variable(labels, trainable=False, name="resident_labels", dtype=tf.int32)
+            self.order = tf.Variable(tf.zeros([data.num_train], tf.int32), trainable=False, name="epoch_order")
+            self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False, name="epoch_of_order")
+
+    def refresh(self, step):
+        """Caches the order of the epoch of global step `step` (a host call, between calls into the loop)."""
+        epoch = int(step) // self.steps_per_epoch
+        if epoch != int(self.order_epoch.numpy()):
+            self.order.assign(epoch_order(self.data.num_train, self.seed, epoch))
+            self.order_epoch.assign(epoch)
+
+    def batch(self, step, replica):
+        """(images, labels) of replica `replica` at global step `step`, inside the compiled step."""
+        epoch = tf.cast(step, tf.int64) // self.steps_per_epoch
+        order = tf.cond(
+            tf.equal(epoch, self.order_epoch),
+            lambda: tf.convert_to_tensor(self.order),
+            lambda: epoch_order(self.data.num_train, tf.constant(self.seed, tf.int64), epoch),
+        )
+        return resident_batch(
+            self.images,
+            self.labels,
+            self.data,
+            self.global_batch,
+            self.num_replicas,
+            self.seed,
+            step,
+            replica,
+            self.augmentation,
+            order=order,
+        )
+
+
+def _synthetic_on_device(data, seed):
+    """Initial values, as functions that run where the variables are made, for random images and labels of the
+    synthetic training set's shapes."""
+    seed = tf.constant([seed, 0], tf.int64)
+
+    def images():
+        return tf.cast(tf.random.stateless_uniform(data.train_images.shape, seed, maxval=256, dtype=tf.int32), tf.uint8)
+
+    def labels():
+        return tf.random.stateless_uniform(data.train_labels.shape, seed + 1, maxval=data.num_classes, dtype=tf.int32)
+
+    return images, labels

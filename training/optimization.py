@@ -1,0 +1,96 @@
+"""The optimizer a config asks for: its learning-rate schedule, its momentum cycling, its moving average.
+
+Everything here is built once per run, in the strategy's scope, and evaluated inside the compiled step from
+`optimizer.iterations` (the one clock).
+"""
+
+import contextlib
+import types
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import onecycle
+
+
+def create_schedule(config, max_lr, total_steps):
+    """The learning-rate schedule `config.schedule` names, peaking at `max_lr`, over `total_steps` steps."""
+    if config.schedule == "constant":
+        return onecycle.Constant(max_lr)
+    if config.schedule == "step":
+        return onecycle.StepDecay(max_lr, total_steps, config.step_milestones, config.step_factor)
+    if config.schedule == "warmup_cosine":
+        return onecycle.WarmupCosine(max_lr, total_steps, config.warmup_pct, config.final_lr_ratio)
+    return onecycle.OneCycle(
+        max_lr,
+        total_steps,
+        pct_start=config.pct_start,
+        anneal_strategy=config.anneal_strategy,
+        div_factor=config.div_factor,
+        final_div_factor=config.final_div_factor,
+        three_phase=config.three_phase,
+        base_momentum=config.base_momentum,
+        max_momentum=config.max_momentum,
+    )
+
+
+def schedule_curves(config, max_lr, total_steps):
+    """(learning rate, momentum) at every step 0..total_steps-1, as the optimizer will use them."""
+    schedule = create_schedule(config, max_lr, total_steps)
+    steps = tf.range(total_steps)
+    if isinstance(schedule, onecycle.OneCycle):
+        return schedule(steps).numpy(), schedule.momentum(steps).numpy()
+    return schedule(steps).numpy(), np.full(total_steps, config.max_momentum, np.float32)
+
+
+OPTIMIZERS = {  # config.optimizer: the optimizer of (schedule, momentum, weight decay and EMA arguments)
+    "sgd": lambda schedule, momentum, **common: onecycle.SGD(schedule, momentum, **common),
+    "nesterov": lambda schedule, momentum, **common: onecycle.SGD(schedule, momentum, nesterov=True, **common),
+    "adam": lambda schedule, momentum, **common: onecycle.Adam(schedule, momentum, **common),
+    "adamw": lambda schedule, momentum, **common: onecycle.AdamW(schedule, beta_1=momentum, **common),
+    "rmsprop": lambda schedule, momentum, **common: onecycle.RMSprop(schedule, momentum=momentum, **common),
+}
+
+
+def create_optimizer(config, model, schedule, momentum=None):
+    """`config.optimizer` following `schedule`, loss-scaled under mixed_float16.
+
+    Under 1Cycle the momentum (Adam: beta_1) follows the schedule; under a baseline it is held at `momentum`
+    (default `config.max_momentum`). Weight decay skips biases and normalisation weights. With
+    `config.ema_momentum` the optimizer also keeps a moving average of the weights (Keras's `use_ema`).
+    """
+    momentum = config.max_momentum if momentum is None else momentum  # unused when a OneCycle cycles it
+    common = {"weight_decay": config.weight_decay or None}
+    if config.ema_momentum:
+        common |= {"use_ema": True, "ema_momentum": config.ema_momentum}
+    optimizer = OPTIMIZERS[config.optimizer](schedule, momentum, **common)
+    onecycle.exclude_biases_and_norms_from_weight_decay(optimizer, model.trainable_variables)
+    if config.precision == "mixed_float16":
+        return onecycle.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+def momentum_of(optimizer):
+    """The momentum (Adam: beta_1) the optimizer's next update uses."""
+    return getattr(optimizer, "inner_optimizer", optimizer).current_momentum
+
+
+def swap_in_ema_weights(optimizer):
+    """A context manager factory: inside it the model's trainable weights are the optimizer's moving averages.
+
+    Keras's own `SwapEMAWeights` does the swap on every replica's copy (in place, by additions); it only needs an
+    object with the optimizer, not a compiled model, so the exported model stays free of optimizer state.
+    """
+    swap = keras.callbacks.SwapEMAWeights()
+    swap.set_model(types.SimpleNamespace(optimizer=optimizer))
+
+    @contextlib.contextmanager
+    def ema_weights():
+        swap.on_test_begin()
+        try:
+            yield
+        finally:
+            swap.on_test_end()
+
+    return ema_weights

@@ -1,0 +1,83 @@
+"""The run's derived numbers, computed once from the config and the global batch, and when periodic work is due.
+
+Every duration of a config is stated in one unit (the run and the evaluation interval in epochs, everything else
+in optimizer steps) and converted here, once; `config.json` records the result as `derived`.
+"""
+
+import dataclasses
+
+from configs.base import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Every number a run derives from its config, its dataset and its strategy."""
+
+    input: str  # "memory" or "disk": the input path "auto" resolved to
+    replicas: int  # over all workers
+    per_replica_batch: int
+    steps_per_epoch: int  # floor(training examples / global batch)
+    total_steps: int  # the schedule's length: epochs * steps_per_epoch
+    end_step: int  # where this run stops: total_steps, or config.stop_at_step if earlier
+    eval_every_steps: int  # 0: only at the end
+    jit_compile: bool
+    max_lr: float  # the peak learning rate at the global batch
+    lr_rule: str  # how max_lr follows from config.lr and the batch, for the log
+
+
+def derive_plan(config, num_train, replicas, input_path):
+    """The `Plan` of `config` over `num_train` training examples on `replicas` replicas.
+
+    Raises `ConfigError` for a global batch that does not split evenly over the replicas or is larger than the
+    training set: both are known only once the strategy and the dataset are, and both come before any write.
+    """
+    if config.batch_size % replicas:
+        fits = max(replicas, config.batch_size // replicas * replicas)
+        raise ConfigError(
+            f"--config.batch_size={config.batch_size} is not divisible by {replicas} replicas; use a multiple of "
+            f"{replicas} (e.g. {fits})"
+        )
+    if config.batch_size > num_train:
+        raise ConfigError(
+            f"--config.batch_size={config.batch_size} is larger than the {num_train} training examples: use at "
+            f"most {num_train}"
+        )
+    steps_per_epoch = num_train // config.batch_size
+    total_steps = config.epochs * steps_per_epoch
+    return Plan(
+        input=input_path,
+        replicas=replicas,
+        per_replica_batch=config.batch_size // replicas,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        end_step=min(total_steps, config.stop_at_step or total_steps),
+        eval_every_steps=epochs_to_steps(config.eval_every_epochs, steps_per_epoch),
+        jit_compile=config.jit_compile,
+        max_lr=peak_lr(config),
+        lr_rule=f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",
+    )
+
+
+def peak_lr(config):
+    """The peak learning rate at the config's global batch: the explicit linear scaling rule of the plan."""
+    return config.lr * config.batch_size / config.lr_reference_batch
+
+
+def epochs_to_steps(epochs, steps_per_epoch):
+    """A duration in epochs (fractions allowed) as whole steps; 0 stays 0 (never), anything else is >= 1."""
+    return max(round(epochs * steps_per_epoch), 1) if epochs else 0
+
+
+def itstime(step, every, final_step=None):
+    """Whether periodic work of period `every` steps (0: never) is due after `step`; always from `final_step` on.
+
+    One predicate for every periodic decision of the loop (logging, evaluation, checkpoints), after big_vision's
+    `itstime`.
+    """
+    return (final_step is not None and step >= final_step) or (bool(every) and step % every == 0)
+
+
+def steps_to_next(step, plan, config):
+    """Steps until the next log, evaluation or checkpoint boundary, capped at `config.steps_per_loop`."""
+    periods = [config.log_every_steps, config.checkpoint_every_steps, plan.eval_every_steps]
+    return min([config.steps_per_loop] + [period - step % period for period in periods if period])

@@ -1,0 +1,122 @@
+"""One run's setup, shared by training, the LR range test and trials: checks, strategy, data, plan, model and
+optimizer, in the order of DESIGN.md's data flow.
+
+    config, strategy, placement = setup.start(config)      # before the workdir is touched
+    run = setup.build(config, strategy, placement)         # data, plan, and in the strategy's scope the model
+                                                           # (initialised from data if its spec says so) and
+                                                           # the optimizer with its schedule
+"""
+
+import dataclasses
+
+import keras
+from absl import logging
+
+import input_pipeline
+import models
+from configs.base import ConfigError
+from configs.validation import validate
+from training import strategy as strategy_lib
+from training.optimization import create_optimizer, create_schedule
+from training.plan import Plan, derive_plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """What every mode trains with: the config (XLA resolved), its strategy, dataset, plan, model and optimizer."""
+
+    config: object
+    strategy: object
+    data: object  # input_pipeline.Data (in memory) or input_pipeline.DiskData (read from disk)
+    plan: Plan
+    model: object
+    optimizer: object
+
+
+def start(config, strategy=None):
+    """(config with `jit_compile` resolved, strategy, the data's placement): every check that needs no data.
+
+    Raises `ConfigError` or `input_pipeline.DatasetError` before any file is read whole or written.
+    """
+    validate(config)
+    placement = input_pipeline.check_source(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.image_size,
+        config.input_path,
+        config.max_in_memory_gib,
+        config.eval_split,
+    )
+    if not placement.in_memory:
+        if config.data_on_device:
+            raise ConfigError(
+                f"--config.data_on_device holds the training set on every device, but {config.dataset} is read "
+                f"from disk ({placement.reason}): set --config.data_on_device=False, or --config.input_path=memory "
+                "if it fits"
+            )
+        if models.MODELS[config.model].needs_images_in_memory:
+            raise ConfigError(
+                f"--config.model={config.model} sets its whitening stem from training images in memory, but "
+                f"{config.dataset} is read from disk: use --config.input_path=memory"
+            )
+    strategy = strategy or strategy_lib.from_config(config)
+    config = dataclasses.replace(config, jit_compile=strategy_lib.resolve_jit_compile(config, strategy))
+    return config, strategy, placement
+
+
+def build(config, strategy, placement, schedule=None, momentum=None):
+    """The `Run` of `config`: loads the data, derives the plan, and builds the model and optimizer in scope.
+
+    `schedule` and `momentum` replace the config's (the LR range test sweeps the rate at a held momentum).
+    """
+    keras.mixed_precision.set_global_policy(config.precision)
+    keras.utils.set_random_seed(config.seed)
+    data = load_data(config, placement)
+    replicas = strategy.num_replicas_in_sync
+    plan = derive_plan(config, data.num_train, replicas, "memory" if data.in_memory else "disk")
+    logging.info(
+        "dataset %s: %d train / %d eval examples of %s%s",
+        data.name,
+        data.num_train,
+        data.num_eval,
+        data.image_shape,
+        " (SYNTHETIC)" if data.synthetic else "",
+    )
+    try:  # the schedule's own checks, now that the run's length is known
+        schedule = schedule or create_schedule(config, plan.max_lr, plan.total_steps)
+    except ValueError as error:
+        raise ConfigError(f"config schedule fields: {error}") from None
+    spec = models.MODELS[config.model]
+    with strategy.scope():
+        model = spec.build(
+            data.image_shape, data.num_classes, sync_batch_norm=config.sync_batch_norm, width=config.width
+        )
+        optimizer = create_optimizer(config, model, schedule, momentum)
+        optimizer.build(model.trainable_variables)
+        if spec.init_from_images:
+            images = input_pipeline.normalise(data.train_images[: models.WHITENING_IMAGES], data).numpy()
+            spec.init_from_images(model, images)
+            logging.info("%s initialised from the first %d training images", config.model, len(images))
+    return Run(config, strategy, data, plan, model, optimizer)
+
+
+def load_data(config, placement=None):
+    """The config's dataset, in memory or read from disk, as `placement` (from `start`) says."""
+    return input_pipeline.load(
+        config.dataset,
+        config.data_dir,
+        config.download,
+        config.image_size,
+        synthetic_examples=config.batch_size * 8,
+        skip_bad_images=config.skip_bad_images,
+        input_path=config.input_path,
+        max_in_memory_gib=config.max_in_memory_gib,
+        eval_split=config.eval_split,
+        placement=placement,
+    )
+
+
+def input_augmentation(config):
+    """The augmentation the input pipeline applies: none when the training step augments on the accelerator."""
+    return None if config.augment_on_device else config.augmentation
