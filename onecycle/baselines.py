@@ -35,7 +35,14 @@ def _check_run(schedule, max_lr, total_steps):
 
 @keras.saving.register_keras_serializable(package="onecycle")
 class Constant(keras.optimizers.schedules.LearningRateSchedule):
-    """The same learning rate `lr` at every step."""
+    """The same learning rate `lr` at every step.
+
+    Args:
+        lr: the learning rate, > 0.
+
+    Example:
+        >>> optimizer = onecycle.SGD(onecycle.Constant(0.1), momentum=0.9)
+    """
 
     def __init__(self, lr):
         super().__init__()
@@ -51,7 +58,17 @@ class Constant(keras.optimizers.schedules.LearningRateSchedule):
 
 @keras.saving.register_keras_serializable(package="onecycle")
 class StepDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """`max_lr * factor**k`, k the number of milestones reached; milestone i is step `round(milestones[i] * T)`."""
+    """`max_lr * factor**k`, k the number of milestones reached; milestone i is step `round(milestones[i] * T)`.
+
+    Args:
+        max_lr: the learning rate before the first milestone, > 0.
+        total_steps: the run's length T in optimizer steps, an int > 0.
+        milestones: increasing fractions of the run in (0, 1). Default (0.5, 0.75).
+        factor: the learning rate's factor at each milestone, in (0, 1). Default 0.1.
+
+    Example:
+        >>> schedule = onecycle.StepDecay(0.1, 1000)  # 0.1, then 0.01 from step 500, 0.001 from step 750
+    """
 
     def __init__(self, max_lr, total_steps, milestones=(0.5, 0.75), factor=0.1):
         super().__init__()
@@ -89,6 +106,15 @@ class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
     Step s < W gets `max_lr * (s + 1) / W` (the first update is already non-zero; step W-1 reaches `max_lr`).
     Steps W..T-1 follow `final + (max_lr - final) * (1 + cos(pi * (s - W) / (T - 1 - W))) / 2`, so step W is at
     `max_lr` and the last step at the floor.
+
+    Args:
+        max_lr: the peak learning rate, > 0.
+        total_steps: the run's length T in optimizer steps, an int > 0.
+        warmup_pct: the fraction of the run warming up, in [0, 1). Default 0.05.
+        final_lr_ratio: the last learning rate as a fraction of `max_lr`, in [0, 1). Default 0.
+
+    Example:
+        >>> schedule = onecycle.WarmupCosine(0.4, 2328, warmup_pct=0.05)
     """
 
     def __init__(self, max_lr, total_steps, warmup_pct=0.05, final_lr_ratio=0.0):

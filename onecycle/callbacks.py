@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
-from onecycle.optimizers import _ScheduledMomentum
+from onecycle.optimizers import ScheduledMomentum
 from onecycle.schedule import OneCycle
 
 
@@ -37,6 +37,19 @@ class OneCycleScheduler(keras.callbacks.Callback):
     `AdamW`, `RMSprop`). A stock Keras optimizer cannot cycle it: with a non-zero momentum/beta_1 `fit` stops
     before its first step with the fix; with none, the learning rate cycles and a warning says how to cycle
     momentum too. `cycle_momentum=False` cycles the learning rate only, with any optimizer.
+
+    Args:
+        lr_max: the peak learning rate.
+        steps: the run's length in optimizer steps (`epochs * steps_per_epoch`), a whole number.
+        mom_min: the momentum at the peak. Default 0.85.
+        mom_max: the momentum at the start and the end. Default 0.95.
+        phase_1_pct: the fraction of the steps warming up. Default 0.3.
+        div_factor: the first learning rate is `lr_max / div_factor`. Default 25.
+        cycle_momentum: cycle the momentum too. Default True.
+
+    Example:
+        >>> model.compile(optimizer=onecycle.SGD(momentum=0.9), loss="sparse_categorical_crossentropy")
+        >>> model.fit(train_ds, epochs=24, callbacks=[onecycle.OneCycleScheduler(0.4, 24 * steps_per_epoch)])
     """
 
     def __init__(
@@ -60,7 +73,7 @@ class OneCycleScheduler(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         optimizer = _inner(self.model.optimizer)
         if self.cycle_momentum:
-            if isinstance(optimizer, _ScheduledMomentum):
+            if isinstance(optimizer, ScheduledMomentum):
                 optimizer.follow_momentum_schedule(self.schedule.momentum)
             else:
                 self._refuse_or_warn(optimizer)
@@ -128,6 +141,18 @@ class LRFinder(keras.callbacks.Callback):
 
     Keras reports a running mean of the loss over the epoch; the loss of the last step (or, under
     `steps_per_execution`, of the last execution) is recovered from two consecutive means.
+
+    Args:
+        start_lr: the sweep's first learning rate. Default 1e-7.
+        end_lr: its last. Default 10.
+        max_steps: steps of the sweep, at most. Default 100.
+        smoothing: the loss's exponential smoothing. Default 0.9.
+        divergence: stop once the smoothed loss passes this multiple of its minimum. Default 4.
+
+    Example:
+        >>> finder = onecycle.LRFinder(start_lr=1e-5, end_lr=10.0, max_steps=200)
+        >>> model.fit(train_ds, epochs=1, steps_per_epoch=200, callbacks=[finder])
+        >>> finder.suggestion["suggested_max_lr"], finder.plot()
     """
 
     def __init__(self, start_lr=1e-7, end_lr=10.0, max_steps=100, smoothing=0.9, divergence=4.0):

@@ -20,7 +20,17 @@ MIN_DESCENT = 0.05
 @keras.saving.register_keras_serializable(package="onecycle")
 class ExponentialSweep(keras.optimizers.schedules.LearningRateSchedule):
     """`start_lr * (end_lr / start_lr) ** (k / (num_steps - 1))` with `k = step - first_step`: step `first_step`
-    at start_lr, `num_steps` later at end_lr, held there past the end (and at start_lr before the start)."""
+    at start_lr, `num_steps` later at end_lr, held there past the end (and at start_lr before the start).
+
+    Args:
+        start_lr: the first learning rate, > 0.
+        end_lr: the last, > start_lr.
+        num_steps: the sweep's length in optimizer steps, an int >= 2.
+        first_step: the optimizer step at which the sweep starts. Default 0.
+
+    Example:
+        >>> sweep = onecycle.ExponentialSweep(1e-4, 10.0, 200)  # the rate of the LR range test at each step
+    """
 
     def __init__(self, start_lr, end_lr, num_steps, first_step=0):
         super().__init__()

@@ -23,8 +23,9 @@ from onecycle.schedule import OneCycle
 _BUILD_SLOTS = 0.9
 
 
-class _ScheduledMomentum:
-    """Resolves the momentum-like hyperparameter named `_momentum_name` to a value at the current step."""
+class ScheduledMomentum:
+    """The mixin of this package's optimizers: resolves the momentum-like hyperparameter named `_momentum_name`
+    to its value at the current step."""
 
     _momentum_name = "momentum"
     _slots_name = "_momentums"  # where Keras keeps the momentum slots (built only for a non-zero momentum)
@@ -105,11 +106,24 @@ class _ScheduledMomentum:
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
-class SGD(_ScheduledMomentum, keras.optimizers.SGD):
+class SGD(ScheduledMomentum, keras.optimizers.SGD):
     """`keras.optimizers.SGD` (plain or Nesterov) with the momentum evaluated at the optimizer step.
 
     The update is Keras's: `v = m*v - lr*g; w += v` (Nesterov: `w += m*v - lr*g`), with `m` and `lr` both
     functions of `iterations`.
+
+    Args:
+        learning_rate: a float, or a schedule of the step (`OneCycle`, a baseline, any `LearningRateSchedule`).
+            Default 0.01.
+        momentum: a float in [0, 1), or a schedule of the step. Default 0 (Keras's); with a cycling `OneCycle`
+            learning rate the momentum follows `OneCycle.momentum` whatever float is given.
+        nesterov: Nesterov momentum. Default False.
+        cycle_momentum: follow a `OneCycle` learning rate's momentum. Default True.
+        **kwargs: Keras's optimizer arguments (`weight_decay`, `use_ema`, `ema_momentum`, `clipnorm`, ...).
+
+    Example:
+        >>> optimizer = onecycle.SGD(onecycle.OneCycle(0.4, 2328), momentum=0.9, nesterov=True, weight_decay=5e-4)
+        >>> model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
     """
 
     _slots_name = "momentums"
@@ -134,8 +148,19 @@ class SGD(_ScheduledMomentum, keras.optimizers.SGD):
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
-class RMSprop(_ScheduledMomentum, keras.optimizers.RMSprop):
-    """`keras.optimizers.RMSprop` with its `momentum` evaluated at the optimizer step."""
+class RMSprop(ScheduledMomentum, keras.optimizers.RMSprop):
+    """`keras.optimizers.RMSprop` with its `momentum` evaluated at the optimizer step.
+
+    Args:
+        learning_rate: a float or a schedule of the step. Default 0.001.
+        momentum: a float in [0, 1) or a schedule of the step. Default 0; with a cycling `OneCycle` learning rate
+            it follows `OneCycle.momentum`.
+        cycle_momentum: follow a `OneCycle` learning rate's momentum. Default True.
+        **kwargs: Keras's RMSprop arguments (`rho`, `epsilon`, `weight_decay`, ...).
+
+    Example:
+        >>> optimizer = onecycle.RMSprop(onecycle.OneCycle(1e-3, 1000), momentum=0.9)
+    """
 
     def __init__(self, learning_rate=0.001, momentum=0.0, cycle_momentum=True, **kwargs):
         keras_momentum, schedule = self._resolve_momentum(learning_rate, momentum, cycle_momentum)
@@ -162,7 +187,7 @@ class RMSprop(_ScheduledMomentum, keras.optimizers.RMSprop):
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
-class Adam(_ScheduledMomentum, keras.optimizers.Adam):
+class Adam(ScheduledMomentum, keras.optimizers.Adam):
     """`keras.optimizers.Adam` with beta_1 evaluated at the optimizer step, and exact bias correction.
 
     Keras and PyTorch correct the first moment by `1 - beta_1**t` with the *current* beta_1. When beta_1 changes
@@ -172,6 +197,16 @@ class Adam(_ScheduledMomentum, keras.optimizers.Adam):
     steps already applied is an optimizer variable (saved in checkpoints, so a resumed run continues it exactly)
     that each applied step multiplies by its beta_1; a step that float16 loss scaling skips does not. For a
     float beta_1 the correction is Keras's own `1 - beta_1**(t+1)`.
+
+    Args:
+        learning_rate: a float or a schedule of the step. Default 0.001.
+        beta_1: a float in [0, 1) or a schedule of the step. Default 0.9; with a cycling `OneCycle` learning
+            rate it follows `OneCycle.momentum` (0.95 -> 0.85 -> 0.95 by default).
+        cycle_momentum: follow a `OneCycle` learning rate's momentum. Default True.
+        **kwargs: Keras's Adam arguments (`beta_2`, `epsilon`, `amsgrad`, `weight_decay`, ...).
+
+    Example:
+        >>> optimizer = onecycle.Adam(onecycle.OneCycle(3e-3, 1000))  # beta_1 cycles with the learning rate
     """
 
     _momentum_name = "beta_1"
@@ -232,7 +267,16 @@ class Adam(_ScheduledMomentum, keras.optimizers.Adam):
 
 @keras.saving.register_keras_serializable(package="onecycle")
 class AdamW(Adam):
-    """Adam with decoupled weight decay (Keras's AdamW: `w -= lr * weight_decay * w` before each update)."""
+    """Adam with decoupled weight decay (Keras's AdamW: `w -= lr * weight_decay * w` before each update).
+
+    Args:
+        learning_rate: a float or a schedule of the step. Default 0.001.
+        weight_decay: the decoupled decay per unit of learning rate, > 0. Default 0.004 (Keras's).
+        **kwargs: `Adam`'s arguments (`beta_1` as a float or schedule, `cycle_momentum`, `beta_2`, ...).
+
+    Example:
+        >>> optimizer = onecycle.AdamW(onecycle.OneCycle(3e-3, 1000), weight_decay=0.01)
+    """
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
         if not weight_decay:
@@ -245,6 +289,10 @@ def exclude_biases_and_norms_from_weight_decay(optimizer, variables):
 
     The usual rule (timm's `ndim <= 1`), keyed by shape rather than by name so it works for any model. Call it
     before the optimizer is built.
+
+    Example:
+        >>> optimizer = onecycle.SGD(0.1, momentum=0.9, weight_decay=5e-4)
+        >>> onecycle.exclude_biases_and_norms_from_weight_decay(optimizer, model.trainable_variables)
     """
     optimizer.exclude_from_weight_decay(var_list=[v for v in variables if len(v.shape) <= 1])
 
@@ -257,6 +305,14 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
     replicas disagree or takes replica 0's verdict: an overflow on replica 1 alone is summed into the update and
     the weights become inf. Here the verdict is reduced across replicas first. A skipped step does not advance
     `iterations`, so the 1Cycle schedule counts applied updates.
+
+    Args:
+        inner_optimizer: the optimizer to scale for (e.g. an `onecycle.SGD`).
+        **kwargs: Keras's `LossScaleOptimizer` arguments (`initial_scale`, `dynamic_growth_steps`).
+
+    Example:
+        >>> keras.mixed_precision.set_global_policy("mixed_float16")
+        >>> optimizer = onecycle.LossScaleOptimizer(onecycle.SGD(onecycle.OneCycle(0.4, 2328), momentum=0.9))
     """
 
     def check_finite(self, grads):

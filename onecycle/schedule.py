@@ -33,6 +33,22 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     `max_lr -> max_lr / div_factor / final_div_factor`; momentum mirrors it `max_momentum -> base_momentum ->
     max_momentum`. Three-phase (Smith's original): up, back down to the initial lr symmetrically, then a final
     anneal to the minimum with momentum held at `max_momentum`. For `step >= total_steps` the final values hold.
+
+    Args:
+        max_lr: the peak learning rate (at the global batch size the optimizer sees).
+        total_steps: the run's length in optimizer steps (`epochs * steps_per_epoch`), an int > 0.
+        pct_start: the fraction of the steps spent warming up, in (0, 1); default 0.3 (PyTorch's).
+        anneal_strategy: "cos" (default) or "linear".
+        div_factor: the first learning rate is `max_lr / div_factor`; default 25.
+        final_div_factor: the last is `max_lr / div_factor / final_div_factor`; default 1e4.
+        three_phase: Smith's three phases instead of two; needs `pct_start <= 0.5`. Default False.
+        base_momentum: the momentum at the peak learning rate; default 0.85.
+        max_momentum: the momentum at the start and the end; default 0.95.
+
+    Example:
+        >>> schedule = onecycle.OneCycle(max_lr=0.4, total_steps=97 * 24)
+        >>> optimizer = onecycle.SGD(schedule, momentum=0.9, nesterov=True)  # momentum follows the schedule
+        >>> float(schedule(0)), float(schedule.momentum(0))  # (0.016, 0.95)
     """
 
     def __init__(
