@@ -6,23 +6,13 @@ import shutil
 
 import pytest
 import tensorflow as tf
+import tiny
 
 from configs.base import Config
 from training import checkpoints, trainer
 from training.checkpoints import CheckpointError
 
-TINY = dict(
-    model="airbench",
-    width=0.25,
-    batch_size=256,
-    epochs=1,
-    lr=0.4,
-    lr_reference_batch=256,
-    steps_per_loop=4,
-    log_every_steps=1,
-    checkpoint_every_steps=4,
-    jit_compile=False,
-)
+TINY = tiny.AIRBENCH | dict(steps_per_loop=4, log_every_steps=1, checkpoint_every_steps=4)
 
 
 def saved_values(directory, values):
@@ -70,6 +60,22 @@ def test_no_readable_checkpoint_is_an_error_listing_every_attempt(tmp_path):
 def test_an_empty_folder_restores_nothing(tmp_path):
     manager, restored = checkpoints.restore_newest_readable(tf.train.Checkpoint(v=tf.Variable(1.0)), str(tmp_path), 3)
     assert restored is None and manager.latest_checkpoint is None
+
+
+@pytest.mark.parametrize("damage", ["deleted", "garbled", "empty"])
+def test_a_lost_state_file_is_rewritten_from_the_checkpoints_on_disk(tmp_path, damage, caplog):
+    variable = saved_values(str(tmp_path), [1.0, 2.0, 3.0])
+    state = tmp_path / "checkpoint"
+    if damage == "deleted":
+        state.unlink()
+    else:
+        state.write_bytes(b"model_checkpoint_path: \xff\x00 garbage {{" if damage == "garbled" else b"")
+    variable.assign(0.0)
+    manager, restored = checkpoints.restore_newest_readable(tf.train.Checkpoint(v=variable), str(tmp_path), 5)
+    assert restored == str(tmp_path / "ckpt-3") and float(variable.numpy()) == 3.0
+    assert manager.checkpoints == [str(tmp_path / f"ckpt-{n}") for n in (1, 2, 3)]
+    assert tf.train.latest_checkpoint(str(tmp_path)) == restored  # the state file says so again
+    assert "missing or unreadable: rewritten from the 3 checkpoints on disk" in caplog.text
 
 
 def test_a_failed_save_names_the_folder_and_the_free_space(tmp_path):
