@@ -48,6 +48,18 @@ def test_a_damaged_latest_checkpoint_falls_back_to_the_one_before(tmp_path, dama
     assert (tmp_path / "ckpt-3.index.damaged").exists()  # kept for inspection, never tried again
 
 
+@pytest.mark.parametrize("other", ["shape", "structure"])
+def test_a_readable_checkpoint_of_another_model_is_refused_and_never_set_aside(tmp_path, other):
+    saved_values(str(tmp_path), [1.0, 2.0])
+    if other == "shape":
+        checkpoint = tf.train.Checkpoint(v=tf.Variable([0.0, 0.0, 0.0]))
+    else:
+        checkpoint = tf.train.Checkpoint(v=tf.Variable(0.0), slot=tf.Variable(0.0))
+    with pytest.raises(CheckpointError, match=r"ckpt-2 is readable but does not match this run's model"):
+        checkpoints.restore_newest_readable(checkpoint, str(tmp_path), 5)
+    assert not list(tmp_path.glob("*.damaged")) and tf.train.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+
+
 def test_no_readable_checkpoint_is_an_error_listing_every_attempt(tmp_path):
     variable = saved_values(str(tmp_path), [1.0, 2.0])
     for number in (1, 2):

@@ -17,6 +17,7 @@ from launch import (
     worker_environments,
 )
 
+from training import checkpoints
 from training.faults import EXIT_CODES
 
 # The quick-start job on synthetic data (quicker to make): 10 epochs of 8 steps, a call into the loop every 5 steps
@@ -137,6 +138,42 @@ def test_sigterm_to_one_of_two_workers_saves_both_at_the_same_step(tmp_path):
     assert [finish(worker) for worker in workers] == [0, 0]
     assert strict_json(tmp_path / "summary.json")["steps"] == TOTAL
     assert_same_state(run_state(str(tmp_path / "checkpoints")), run_state(str(tmp_path / "checkpoints_worker1")))
+
+
+def launch_workers(workdir, *flags):
+    """Two workers on localhost ports, each with its own log."""
+    environments = worker_environments(2)
+    flags = (*FLAGS, "--config.sync_batch_norm=True", *flags)  # one set of BatchNorm statistics
+    return [start(workdir, *flags, log_name=f"worker{i}.log", environment=e) for i, e in enumerate(environments)]
+
+
+def test_workers_whose_newest_checkpoints_differ_resume_from_a_step_all_have(tmp_path):
+    assert [finish(worker) for worker in launch_workers(tmp_path, "--config.stop_at_step=20")] == [0, 0]
+    # Worker 1 as if killed before its save of step 20 was written (the chief's was): it has only step 10.
+    own = tmp_path / "checkpoints_worker1"
+    for name in own.glob("ckpt-20.*"):
+        name.unlink()
+    checkpoints.write_state_file(str(own), [str(own / "ckpt-10")])
+    workers = launch_workers(tmp_path)
+    codes = [finish(worker) for worker in workers]  # a hang is killed by finish's timeout, and fails here
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], [log[-3000:] for log in logs]
+    assert "not every worker has it: continuing from step 10" in logs[0]
+    assert "resumed from" in logs[0] and "at step 10" in logs[0].split("resumed from")[-1].splitlines()[0]
+    assert strict_json(tmp_path / "summary.json")["steps"] == TOTAL
+    assert [h["step"] for h in history(tmp_path) if h["kind"] == "train"] == list(range(5, TOTAL + 1, 5))
+    assert_same_state(run_state(str(tmp_path / "checkpoints")), run_state(str(own)))
+
+
+def test_a_worker_whose_peer_is_killed_exits_with_the_retryable_code(tmp_path):
+    workers = launch_workers(tmp_path)
+    wait_for_step(tmp_path, 15, workers[0])
+    os.killpg(workers[1].pid, signal.SIGKILL)
+    code = finish(workers[0], timeout=180)
+    log = (tmp_path / "worker0.log").read_text()
+    assert code == EXIT_CODES["peer_lost"] == 129, log[-3000:]
+    assert "lost a peer worker after step" in log and "Traceback" not in log
+    assert strict_json(tmp_path / "summary.json")["status"] == "peer_lost"
 
 
 def test_divergence_stops_with_its_code_and_keeps_the_last_good_checkpoint(tmp_path):

@@ -25,37 +25,79 @@ def remove_stale_temporaries(directory):
         shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
-def restore_newest_readable(checkpoint, directory, max_to_keep):
-    """Restores the newest checkpoint in `directory` that reads whole; returns (its CheckpointManager, its path or
-    None when there is none to restore).
+def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None):
+    """Restores the newest checkpoint in `directory` that reads whole (of those `agree` accepts); returns (its
+    CheckpointManager, its path or None when there is none to restore).
 
     A damaged one is named with the reason, its files are renamed `*.damaged` (kept for inspection, never restored
     again) and the previous one is tried. If none reads, raises `CheckpointError` listing every attempt.
+    `agree(steps)` (the readable steps, newest first) gives the step to restore, 0 for none; by default the
+    newest. Several workers pass `newest_common_step`, so that all of them restore the same step: the readable
+    checkpoints newer than it are removed, as a run killed before saving them would have left the folder.
     """
     recover_state_file(directory)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
-    tried = []
+    readable, tried = [], []
     for path in reversed(manager.checkpoints):
         try:
-            checkpoint.restore(path).assert_existing_objects_matched()
+            _read_whole(path)
         except _READ_ERRORS as error:
-            reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            reason = _reason(error)
             logging.warning("checkpoint %s cannot be read (%s): falling back to the one before it", path, reason)
             tried.append(f"{path} ({reason})")
             _set_aside(path)
             continue
-        if tried:  # make it the latest in the folder's state file, so that every reader agrees
-            kept = manager.checkpoints[: manager.checkpoints.index(path) + 1]
-            write_state_file(directory, kept)
-            manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
-        return manager, path
-    if tried:
+        readable.append(path)
+    if tried and not readable:
         raise CheckpointError(
             "no checkpoint in the workdir can be read; tried, newest first: "
             + "; ".join(tried)
             + ". Delete the workdir's checkpoints folder to start over"
         )
-    return manager, None
+    step = (agree or _newest)([_step_of(path) for path in readable])
+    path = next((path for path in readable if _step_of(path) == step), None)
+    newer = [later for later in readable if _step_of(later) > step]
+    for later in newer:
+        logging.warning("removing %s: the run continues from step %d, which every worker has", later, step)
+        for name in glob.glob(f"{glob.escape(later)}.*"):
+            os.remove(name)
+    kept = [earlier for earlier in readable[::-1] if _step_of(earlier) <= step]
+    if tried or newer:  # the state file names what is left, so that every reader agrees
+        if kept:
+            write_state_file(directory, kept)
+        else:
+            os.remove(os.path.join(directory, "checkpoint"))
+        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
+    if path is None:
+        return manager, None
+    try:
+        checkpoint.restore(path).assert_existing_objects_matched()
+    except _READ_ERRORS as error:  # it reads whole, so it is another model's or optimizer's: never set aside
+        raise CheckpointError(
+            f"checkpoint {path} is readable but does not match this run's model and optimizer ({_reason(error)}): "
+            "it was saved by another config; continue it with that config, or start afresh with another --workdir"
+        ) from None
+    return manager, path
+
+
+def newest_common_step(strategy, steps):
+    """The newest of `steps` that every worker of `strategy` has too (0 if none), found by one all-gather of each
+    worker's newest steps, so that all workers resume from the same step (they would otherwise train with
+    different step counters, and so different learning rates, and block in a collective)."""
+    padded = (list(steps)[:_AGREED_STEPS] + [-1] * _AGREED_STEPS)[:_AGREED_STEPS]
+    # float32: GPU collectives refuse int32 (exact for steps below 2**24)
+    local = strategy.run(lambda: tf.constant(padded, tf.float32))
+    gathered = strategy.gather(local, axis=0).numpy().reshape(-1, _AGREED_STEPS).round().astype(int)
+    common = set.intersection(*({step for step in row if step > 0} for row in gathered))
+    agreed = max(common, default=0)
+    if steps and agreed != steps[0]:
+        logging.warning(
+            "this worker's newest checkpoint is at step %d, but not every worker has it: continuing from step %d, "
+            "the newest that all have",
+            steps[0],
+            agreed,
+        )
+    return agreed
 
 
 def recover_state_file(directory):
@@ -113,6 +155,28 @@ def save(manager, step):
         except OSError:
             free = "free space unknown"
         raise CheckpointError(f"could not save a checkpoint in {manager.directory} ({free}): {error}") from None
+
+
+_AGREED_STEPS = 8  # the newest checkpoints per worker that the workers compare
+
+
+def _newest(steps):
+    return steps[0] if steps else 0
+
+
+def _step_of(path):
+    return int(path.rsplit("-", 1)[1])
+
+
+def _read_whole(path):
+    """Reads every tensor of the checkpoint at `path`: what raises here is damage, not a mismatch with a model."""
+    reader = tf.train.load_checkpoint(path)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def _reason(error):
+    return f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
 
 
 def _set_aside(path):

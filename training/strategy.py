@@ -80,6 +80,15 @@ def is_chief(strategy):
     return resolver.task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
+def num_workers(strategy):
+    """How many processes (workers and chief) the strategy spans: 1 but for a MultiWorkerMirroredStrategy."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or resolver is None:
+        return 1
+    jobs = resolver.cluster_spec().as_dict()
+    return max(sum(len(tasks) for tasks in jobs.values()), 1)
+
+
 def task_id(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     return getattr(resolver, "task_id", 0) or 0

@@ -6,6 +6,7 @@ flags. The setup it shares with the LR range test is `training.setup`; what it r
 
 import contextlib
 import dataclasses
+import functools
 import math
 import os
 
@@ -17,7 +18,7 @@ from input_pipeline.resident import ResidentTrainingSet
 from training import checkpoints, export, faults, loops, optimization, report, setup
 from training import workdir as workdir_lib
 from training.plan import itstime, steps_to_next
-from training.strategy import is_chief, task_id
+from training.strategy import is_chief, num_workers, task_id
 
 
 def train_and_evaluate(config, workdir, strategy=None):
@@ -58,6 +59,7 @@ class Training:
 
     def __init__(self, config, workdir, strategy, placement, checkpoint_dir, changes):
         self.config, self.workdir, self.chief = config, workdir, is_chief(strategy)
+        self.workers = num_workers(strategy)
         self.clock = report.Clock()
         run = setup.build(config, strategy, placement)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
@@ -72,7 +74,7 @@ class Training:
 
         with strategy.scope():
             self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
-        self.manager = self.restore(checkpoint_dir)
+        self.manager = self.restore(strategy, checkpoint_dir)
         self.log = report.RunLog(os.path.join(workdir, "history.jsonl"), self.chief, self.step)
         self.resident, self.train_input = self.training_input(strategy)
         self.loops = loops.make_loops(
@@ -94,9 +96,9 @@ class Training:
         )
         self.preemption = faults.Preemption(strategy, self.manager, self.save)
 
-    def restore(self, checkpoint_dir):
-        """Restores the newest readable checkpoint (if any) into the model, optimizer, data position and clocks;
-        returns the checkpoint manager."""
+    def restore(self, strategy, checkpoint_dir):
+        """Restores the newest readable checkpoint (if any; with several workers, the newest step all of them
+        have) into the model, optimizer, data position and clocks; returns the checkpoint manager."""
         checkpoint = tf.train.Checkpoint(
             model=self.model,
             optimizer=self.optimizer,
@@ -104,7 +106,8 @@ class Training:
             timers=self.clock.carried,
         )
         checkpoints.remove_stale_temporaries(checkpoint_dir)
-        manager, restored = checkpoints.restore_newest_readable(checkpoint, checkpoint_dir, max_to_keep=3)
+        agree = functools.partial(checkpoints.newest_common_step, strategy) if self.workers > 1 else None
+        manager, restored = checkpoints.restore_newest_readable(checkpoint, checkpoint_dir, max_to_keep=3, agree=agree)
         self.step = int(self.optimizer.iterations.numpy())
         if restored:
             logging.info("resumed from %s at step %d", restored, self.step)
@@ -146,6 +149,18 @@ class Training:
             if not self.log.evaluations or self.log.evaluations[-1]["step"] != self.step:
                 self.evaluate(self.step)
             return self.finish()  # a signal from here on is acknowledged, and the run completes: exit 0
+        except faults.PEER_ERRORS as error:
+            if self.workers == 1:
+                raise
+            summary = self.summarize("peer_lost", self.step)
+            reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            message = (
+                f"lost a peer worker after step {self.step} ({reason}); the last checkpoint is "
+                f"{self.manager.latest_checkpoint or 'none'}: rerun every worker's command to resume from the "
+                "newest step they all saved"
+            )
+            logging.error("%s", message)
+            raise faults.RunInterrupted("peer_lost", self.step, message, summary) from None
         except faults.RunInterrupted as interrupted:
             if interrupted.status == "preempted":
                 interrupted.summary = self.summarize("preempted", interrupted.step)
