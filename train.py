@@ -11,8 +11,8 @@ command in the same workdir resumes from the latest checkpoint at its exact step
 run, without repeating finished ones); a finished run is left as it is. This file only reads flags; the trainer is
 `training.trainer`, trials are `trial`. Installed from a wheel, the same command is `onecycle-train`.
 
-Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 143
-pre-empted (rerun to resume), 1 a bug (with its traceback).
+Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 129 a lost
+peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
 """
 
 import logging as python_logging

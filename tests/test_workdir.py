@@ -52,12 +52,10 @@ def record(path, config):
         ("lr", 0.2),
         ("schedule", "constant"),
         ("pct_start", 0.3),
-        ("width", 0.5),
-        ("model", "resnet9"),
         ("dataset", "quickstart_hard"),
         ("seed", 1),
         ("precision", "mixed_bfloat16"),
-        ("optimizer", "adam"),
+        ("optimizer", "sgd"),
         ("label_smoothing", 0.1),
     ],
 )
@@ -72,6 +70,27 @@ def test_each_run_changing_field_is_refused_on_resume(tmp_path, field, value):
     assert workdir.check_same_run(str(tmp_path), changed, resuming=False) == {}  # nothing saved: nothing mixed
     allowed = dataclasses.replace(changed, allow_config_change=True)
     assert workdir.check_same_run(str(tmp_path), allowed, resuming=True) == {field: (getattr(config, field), value)}
+
+
+@pytest.mark.parametrize(
+    "overrides, unusable",
+    [
+        ({"width": 0.5}, "width"),
+        ({"model": "resnet9"}, "model"),
+        ({"optimizer": "adam"}, "optimizer"),
+        ({"precision": "mixed_float16"}, "precision"),
+        ({"ema_momentum": 0.99}, "ema_momentum"),
+        ({"width": 0.5, "lr": 0.2}, "width"),
+    ],
+)
+def test_a_change_the_checkpoints_cannot_hold_is_refused_even_when_allowed(tmp_path, overrides, unusable):
+    config = Config(**TINY)
+    record(tmp_path, config)
+    for allowed in (False, True):
+        changed = dataclasses.replace(config, allow_config_change=allowed, **overrides)
+        with pytest.raises(WorkdirError, match=f": {unusable} change what a checkpoint holds") as refusal:
+            workdir.check_same_run(str(tmp_path), changed, resuming=True)
+        assert "another --workdir" in str(refusal.value)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The two ways a run ends early on its own: pre-empted (SIGTERM or SIGINT: save, then exit) and diverged.
+"""The ways a run ends early on its own: pre-empted (SIGTERM or SIGINT: save, then exit), diverged, and (with
+several workers) a lost peer.
 
 Both raise `RunInterrupted` out of the trainer after `summary.json` says so; `train.py` turns it into the
 distinct exit code of `EXIT_CODES`, so a scheduler can tell "requeue me" (pre-empted) from "fix me" (diverged).
@@ -11,12 +12,22 @@ import tensorflow as tf
 from absl import logging
 
 # Pre-empted: 143 (128 + SIGTERM), what a process ended by SIGTERM reports, which schedulers treat as worth a
-# restart (Kubeflow's `restartPolicy: ExitCode` retries codes >= 128). Diverged: 3, a failure a restart repeats.
-EXIT_CODES = {"preempted": 143, "diverged": 3}
+# restart (Kubeflow's `restartPolicy: ExitCode` retries codes >= 128). A lost peer worker: 129 (128 + SIGHUP,
+# the line to the peer hung up), retryable too: every worker resumes from the last common checkpoint.
+# Diverged: 3, a failure a restart repeats.
+EXIT_CODES = {"preempted": 143, "peer_lost": 129, "diverged": 3}
+# What a collective raises when another worker of the cluster died or stopped answering.
+PEER_ERRORS = (
+    tf.errors.UnavailableError,
+    tf.errors.CancelledError,
+    tf.errors.DeadlineExceededError,
+    tf.errors.AbortedError,
+    tf.errors.InternalError,
+)
 
 
 class RunInterrupted(Exception):
-    """A run that ended early with `status` ("preempted" or "diverged") at `step`; `summary` is what it wrote."""
+    """A run that ended early with `status` (a key of EXIT_CODES) at `step`; `summary` is what it wrote."""
 
     def __init__(self, status, step, message, summary=None):
         super().__init__(message)

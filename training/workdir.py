@@ -40,6 +40,23 @@ RESUMABLE_FIELDS = frozenset(
 )
 
 
+_SLOTS = {"nesterov": "sgd", "adamw": "adam"}  # optimizers whose state is another's
+
+
+def _changes_the_checkpoint(field, old, new):
+    """Whether changing `field` from `old` to `new` changes the variables a checkpoint holds (its model, its
+    optimizer's slots, the loss scale, the moving average), so that the old checkpoints cannot be restored."""
+    if field in ("model", "width"):
+        return True
+    if field == "optimizer":  # SGD and Nesterov keep one momentum slot, Adam and AdamW two moments
+        return _SLOTS.get(old, old) != _SLOTS.get(new, new)
+    if field == "precision":
+        return "mixed_float16" in (old, new)  # only float16 adds the loss scale's variables
+    if field == "ema_momentum":
+        return (old == 0) != (new == 0)  # the average's variables exist or not; their momentum may change
+    return False
+
+
 class WorkdirError(RuntimeError):
     """A workdir that this run may not use as asked: the message says why and what to do instead."""
 
@@ -117,8 +134,15 @@ def check_same_run(workdir, config, resuming):
         for field, value in current.items()
         if field not in RESUMABLE_FIELDS and recorded.get(field) != value
     }
+    listed = "; ".join(f"{field}: {old!r} -> {new!r}" for field, (old, new) in sorted(changes.items()))
+    unusable = sorted(field for field, (old, new) in changes.items() if _changes_the_checkpoint(field, old, new))
+    if unusable:
+        raise WorkdirError(
+            f"workdir {workdir!r} holds checkpoints of another model or optimizer ({listed}): "
+            f"{', '.join(unusable)} change what a checkpoint holds, so no run can continue from them with these "
+            "values, even with allow_config_change. Start a fresh run with another --workdir"
+        )
     if changes and not config.allow_config_change:
-        listed = "; ".join(f"{field}: {old!r} -> {new!r}" for field, (old, new) in sorted(changes.items()))
         raise WorkdirError(
             f"workdir {workdir!r} holds a run with another config ({listed}). Start a fresh run with another "
             "--workdir, or continue this one with the new values on purpose (e.g. fine-tuning with a new "
