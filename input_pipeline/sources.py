@@ -138,10 +138,13 @@ def check_source(
             )
         return Placement(True, f"{name} is generated in memory")
     if name == "image_folder":
-        if not data_dir or not (pathlib.Path(data_dir) / "train").is_dir():
+        missing = [
+            split for split in ("train", "test") if not data_dir or not (pathlib.Path(data_dir) / split).is_dir()
+        ]
+        if missing:
             raise DatasetError(
                 f"image_folder needs --config.data_dir pointing at a folder with train/<class>/ and test/<class>/ "
-                f"image sub-folders; got {data_dir!r}"
+                f"image sub-folders; {data_dir!r} has no {' or '.join(f'{split}/' for split in missing)}"
             )
         if image_size is None:
             raise DatasetError("image_folder needs --config.image_size=height,width: its images are resized to it")
@@ -246,6 +249,18 @@ def _image_files(folder, class_names=None):
     return class_names, files
 
 
+def _unreadable(path):
+    """Why the file at `path` cannot be an image without reading it (a dangling or looping symlink, a folder
+    named like an image, an empty file), or None."""
+    try:
+        status = path.stat()
+    except OSError as error:  # follows symlinks: a dangling one, or a loop
+        return f"unreadable: {error.strerror}"
+    if path.is_dir():
+        return "a folder, not an image file"
+    return "empty file" if status.st_size == 0 else None
+
+
 def _bad_image(path, reason, skip_bad_images, skipped):
     """Records an unusable image file when `skip_bad_images`, else raises the error that names it."""
     if not skip_bad_images:
@@ -276,12 +291,12 @@ def _image_folder(root, image_size, skip_bad_images):
         images, labels, skipped = [], [], []
         for label, paths in enumerate(files):
             for path in paths:
-                try:
-                    image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
-                except tf.errors.InvalidArgumentError as error:
-                    reason = error.message.splitlines()[0]
-                else:
-                    reason = None
+                reason = _unreadable(path)
+                if not reason:
+                    try:
+                        image = tf.io.decode_image(tf.io.read_file(str(path)), channels=3, expand_animations=False)
+                    except tf.errors.OpError as error:  # not an image, or not readable
+                        reason = error.message.splitlines()[0]
                 if reason:  # outside the except: the error names the file, not TensorFlow's traceback
                     _bad_image(path, reason, skip_bad_images, skipped)
                     continue
@@ -306,9 +321,9 @@ def _image_folder(root, image_size, skip_bad_images):
 def _image_folder_on_disk(root, image_size, skip_bad_images):
     """The image folder of `_image_folder`, read from disk by index and cropped to image_size as training goes.
 
-    Files are not decoded here (that is the point on tens of GB): empty files are found from their size and
-    named (or skipped with `skip_bad_images`); a non-empty file that cannot be decoded stops the run when it is
-    read, with TensorFlow's decoding error.
+    Files are not decoded here (that is the point on tens of GB): empty files, folders named like images and
+    dangling or looping symlinks are found from the file system and named (or skipped with `skip_bad_images`); a
+    non-empty file that cannot be decoded stops the run when it is read, with TensorFlow's decoding error.
     """
 
     def split(name, class_names=None):
@@ -317,8 +332,9 @@ def _image_folder_on_disk(root, image_size, skip_bad_images):
         paths, labels, skipped = [], [], []
         for label, class_files in enumerate(files):
             for path in class_files:
-                if path.stat().st_size == 0:
-                    _bad_image(path, "empty file", skip_bad_images, skipped)
+                reason = _unreadable(path)
+                if reason:
+                    _bad_image(path, reason, skip_bad_images, skipped)
                     continue
                 paths.append(str(path))
                 labels.append(label)

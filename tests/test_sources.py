@@ -125,3 +125,29 @@ def test_image_folder_refuses_a_class_without_images(tmp_path):
     (tmp_path / "test" / "owls" / "0.png").unlink()
     with pytest.raises(ValueError, match=r"class folder .*test/owls has no images"):
         sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
+
+
+@pytest.mark.parametrize("input_path", ["memory", "disk"])
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda path: path.symlink_to(path.parent / "nowhere.png"), "unreadable: No such file or directory"),
+        (lambda path: path.symlink_to(path), "unreadable: Too many levels of symbolic links"),
+        (lambda path: path.mkdir(), "a folder, not an image file"),
+    ],
+    ids=["dangling symlink", "symlink loop", "folder named like an image"],
+)
+def test_image_folder_names_a_file_that_cannot_be_an_image_or_skips_it(tmp_path, make, reason, input_path):
+    write_image_folder(tmp_path, {"train": 3, "test": 1})
+    bad = tmp_path / "train" / "cats" / "9.png"
+    make(bad)
+    options = dict(data_dir=str(tmp_path), image_size=(8, 8), input_path=input_path)
+    with pytest.raises(sources.DatasetError, match=rf"cannot decode {bad} \({reason}\).*skip_bad_images=True"):
+        sources.load("image_folder", **options)
+    assert sources.load("image_folder", skip_bad_images=True, **options).num_train == 9
+
+
+def test_image_folder_without_test_is_refused_before_anything_is_read(tmp_path):
+    write_image_folder(tmp_path, {"train": 1})
+    with pytest.raises(sources.DatasetError, match=r"has no test/"):
+        sources.check_source("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
