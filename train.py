@@ -11,8 +11,8 @@ command in the same workdir resumes from the latest checkpoint at its exact step
 run, without repeating finished ones); a finished run is left as it is. This file only reads flags; the trainer is
 `training.trainer`, trials are `trial`. Installed from a wheel, the same command is `onecycle-train`.
 
-Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 129 a lost
-peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
+Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 28 the disk
+is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
 """
 
 import logging as python_logging
@@ -150,13 +150,16 @@ def main(argv):
         )
     from input_pipeline import DatasetError  # TensorFlow is imported from here on
     from training.checkpoints import CheckpointError
-    from training.faults import RunInterrupted
+    from training.faults import DiskFull, RunInterrupted
     from training.workdir import WorkdirError
 
     try:
         dispatch(FLAGS.config, FLAGS.workdir)
     except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was
         sys.exit(interrupted.exit_code)
+    except DiskFull as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)
     except (ConfigError, DatasetError, WorkdirError, CheckpointError) as error:
         user_error(str(error))
 

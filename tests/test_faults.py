@@ -3,6 +3,7 @@ command ends exactly where the uninterrupted run ends."""
 
 import os
 import signal
+import subprocess
 
 import pytest
 import tensorflow as tf
@@ -200,3 +201,31 @@ def test_divergence_stops_with_its_code_and_keeps_the_last_good_checkpoint(tmp_p
     for path in tmp_path.glob("*.json"):
         strict_json(path)
     assert os.path.getsize(tmp_path / "history.jsonl") > 0
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB file system of its own (tmpfs, mounted as root does), unmounted afterwards."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_disk_that_fills_between_checkpoints_stops_with_its_code_and_the_rerun_resumes(small_disk, uninterrupted):
+    run = start(small_disk, *FLAGS)
+    wait_for_step(small_disk, 12, run)  # past the checkpoint at step 10
+    filler = small_disk / "filler"
+    subprocess.run(["dd", "if=/dev/zero", f"of={filler}", "bs=1M", "count=64"], capture_output=True, check=False)
+    code = finish(run)
+    log = (small_disk / "train.log").read_text()
+    assert code == EXIT_CODES["disk_full"] == 28, log[-3000:]
+    assert "error: no space left on the disk of" in log and "Traceback" not in log
+    assert "is usable: free some space and rerun the same command" in log
+    filler.unlink()
+    (small_disk / "train.log").write_text("")  # the rerun's log alone
+    assert finish(start(small_disk, *FLAGS)) == 0, (small_disk / "train.log").read_text()[-3000:]
+    assert_continues_exactly(small_disk, uninterrupted)

@@ -10,6 +10,8 @@ import tensorflow as tf
 from absl import logging
 from google.protobuf import text_format
 
+from training import faults
+
 # What reading a damaged checkpoint raises: truncated or corrupt data, missing shards, a foreign structure.
 _READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, AssertionError, KeyError)
 
@@ -150,6 +152,8 @@ def save(manager, step):
     try:
         return manager.save(checkpoint_number=step)
     except (OSError, tf.errors.OpError) as error:
+        if faults.is_disk_full(error):
+            raise faults.DiskFull(os.path.dirname(manager.directory), error, manager.latest_checkpoint) from None
         try:
             free = f"{shutil.disk_usage(manager.directory).free / 2**30:.2f} GiB free there"
         except OSError:

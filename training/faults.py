@@ -5,6 +5,8 @@ Both raise `RunInterrupted` out of the trainer after `summary.json` says so; `tr
 distinct exit code of `EXIT_CODES`, so a scheduler can tell "requeue me" (pre-empted) from "fix me" (diverged).
 """
 
+import errno
+import shutil
 import signal
 import threading
 
@@ -15,7 +17,8 @@ from absl import logging
 # restart (Kubeflow's `restartPolicy: ExitCode` retries codes >= 128). A lost peer worker: 129 (128 + SIGHUP,
 # the line to the peer hung up), retryable too: every worker resumes from the last common checkpoint.
 # Diverged: 3, a failure a restart repeats.
-EXIT_CODES = {"preempted": 143, "peer_lost": 129, "diverged": 3}
+# Disk full: 28 (ENOSPC's number), final for a scheduler (a restart fails again until space is freed).
+EXIT_CODES = {"preempted": 143, "peer_lost": 129, "diverged": 3, "disk_full": 28}
 # What a collective raises when another worker of the cluster died or stopped answering.
 PEER_ERRORS = (
     tf.errors.UnavailableError,
@@ -36,6 +39,28 @@ class RunInterrupted(Exception):
     @property
     def exit_code(self):
         return EXIT_CODES[self.status]
+
+
+class DiskFull(Exception):
+    """A write of the run (a checkpoint, a summary, the history, TensorBoard, the model) failed for lack of space:
+    the run stops at once; its last checkpoint stays usable."""
+
+    exit_code = EXIT_CODES["disk_full"]
+
+    def __init__(self, workdir, error, last_checkpoint=None):
+        try:
+            free = f"{shutil.disk_usage(workdir).free / 2**20:.1f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        super().__init__(
+            f"no space left on the disk of {workdir} ({free}): {(str(error).splitlines() or [''])[0]}. The last "
+            f"checkpoint, {last_checkpoint or 'none'}, is usable: free some space and rerun the same command"
+        )
+
+
+def is_disk_full(error):
+    """Whether `error` (an OSError, or TensorFlow's error for a file write) says the disk is full."""
+    return getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
 
 
 class Preemption:

@@ -161,6 +161,10 @@ class Training:
             )
             logging.error("%s", message)
             raise faults.RunInterrupted("peer_lost", self.step, message, summary) from None
+        except (OSError, tf.errors.OpError) as error:
+            if faults.is_disk_full(error):  # a summary, the history or TensorBoard: the checkpoints say it too
+                raise faults.DiskFull(self.workdir, error, self.manager.latest_checkpoint) from None
+            raise
         except faults.RunInterrupted as interrupted:
             if interrupted.status == "preempted":
                 interrupted.summary = self.summarize("preempted", interrupted.step)
