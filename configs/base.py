@@ -102,6 +102,7 @@ class Config:
     devices: str = ""  # for "mirrored": comma-separated, e.g. "/gpu:0,/gpu:1"; "" = all GPUs
     tpu: str = ""  # TPU name or address for "tpu"; "" = the local TPU VM
     slurm_port_base: int = 8888  # under srun: task i of a node listens on this port + i
+    cluster_wait_seconds: float = 600.0  # several workers: give up (exit 129) if they have not all started by then
     precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
     # XLA-compile each replica's forward and backward pass. None (auto): on for GPUs and TPUs and for mixed
     # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md)

@@ -38,6 +38,7 @@ POSITIVE = (
     "div_factor",
     "final_div_factor",
     "slurm_port_base",
+    "cluster_wait_seconds",
 )
 SEED_RANGE = (0, 2**32 - 1)  # what NumPy's and Keras's seeding accept
 

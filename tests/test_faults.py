@@ -229,3 +229,13 @@ def test_a_disk_that_fills_between_checkpoints_stops_with_its_code_and_the_rerun
     (small_disk / "train.log").write_text("")  # the rerun's log alone
     assert finish(start(small_disk, *FLAGS)) == 0, (small_disk / "train.log").read_text()[-3000:]
     assert_continues_exactly(small_disk, uninterrupted)
+
+
+def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path):
+    lonely = start(tmp_path, *FLAGS, "--config.cluster_wait_seconds=25", environment=worker_environments(2)[0])
+    code = finish(lonely, timeout=120)
+    log = (tmp_path / "train.log").read_text()
+    assert code == -signal.SIGHUP and EXIT_CODES["peer_lost"] == 128 + signal.SIGHUP, log[-3000:]  # 129 in a shell
+    assert "waiting for the cluster" in log and "this is worker 0 of [worker localhost:" in log
+    assert "error: the cluster did not form in 25 s" in log and "--config.cluster_wait_seconds" in log
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["train.log"]  # nothing of the run was written

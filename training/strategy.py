@@ -1,8 +1,11 @@
 """One place that turns a config's `strategy` into a tf.distribute strategy, before any data or variable exists."""
 
+import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import tensorflow as tf
 
@@ -12,11 +15,13 @@ STRATEGIES = CHOICES["strategy"]
 
 
 def from_config(config):
-    """The strategy of `config.strategy` (with its `devices`, `tpu` and `slurm_port_base`)."""
-    return create_strategy(config.strategy, config.devices, config.tpu, config.slurm_port_base)
+    """The strategy of `config.strategy` (with its `devices`, `tpu`, `slurm_port_base`, `cluster_wait_seconds`)."""
+    return create_strategy(
+        config.strategy, config.devices, config.tpu, config.slurm_port_base, config.cluster_wait_seconds
+    )
 
 
-def create_strategy(name, devices="", tpu="", slurm_port_base=8888):
+def create_strategy(name, devices="", tpu="", slurm_port_base=8888, cluster_wait_seconds=600.0):
     """Returns the tf.distribute strategy called `name`.
 
     "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set or the process is one of several tasks of a SLURM
@@ -38,9 +43,14 @@ def create_strategy(name, devices="", tpu="", slurm_port_base=8888):
         return tf.distribute.MirroredStrategy([d.strip() for d in devices.split(",")] if devices else None)
     if name == "multi_worker":
         if os.environ.get("TF_CONFIG"):
-            return tf.distribute.MultiWorkerMirroredStrategy()
-        if _slurm_tasks() > 1:
-            return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=slurm_cluster_resolver(slurm_port_base))
+            resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        elif _slurm_tasks() > 1:
+            resolver = slurm_cluster_resolver(slurm_port_base)
+        else:
+            resolver = None
+        if resolver is not None:
+            with bounded_cluster_wait(resolver, cluster_wait_seconds):
+                return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
         raise ValueError(
             "strategy 'multi_worker' needs TF_CONFIG describing the cluster or several SLURM tasks (srun): see BUILD.md"
         )
@@ -48,6 +58,47 @@ def create_strategy(name, devices="", tpu="", slurm_port_base=8888):
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+# The watchdog of `bounded_cluster_wait`: argv = parent pid, seconds, first note, note interval, who, members.
+_WATCHDOG = """
+import os, signal, sys, time
+parent, seconds, first, every = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+who, members = sys.argv[5], sys.argv[6]
+start, note = time.monotonic(), first
+while os.getppid() == parent:
+    time.sleep(0.5)
+    waited = time.monotonic() - start
+    if waited >= seconds:
+        sys.stderr.write(f"error: the cluster did not form in {seconds:g} s: this is {who} of [{members}] and not "
+                         "every worker answered; start them all (or raise --config.cluster_wait_seconds)\\n")
+        sys.stderr.flush()
+        os.kill(parent, signal.SIGHUP)
+        break
+    if waited >= note:
+        sys.stderr.write(f"waiting for the cluster ({waited:.0f} s so far): this is {who} of [{members}]\\n")
+        sys.stderr.flush()
+        note += every
+"""
+
+
+@contextlib.contextmanager
+def bounded_cluster_wait(resolver, seconds, first_note=10.0, note_every=60.0):
+    """Inside it the cluster of `resolver` forms: MultiWorkerMirroredStrategy waits there for every worker,
+    inside TensorFlow and holding the interpreter (no Python signal handler or thread runs, SIGTERM is ignored),
+    for ever. A watchdog process says what it waits for after `first_note` seconds, then every `note_every`
+    seconds, and after `seconds` ends this process with SIGHUP: exit code 129 (128 + 1, a lost peer, which
+    schedulers retry), before anything is written."""
+    spec = resolver.cluster_spec().as_dict()
+    members = ", ".join(f"{job} {address}" for job, tasks in spec.items() for address in tasks)
+    who = f"{resolver.task_type} {resolver.task_id}"
+    arguments = [str(os.getpid()), str(seconds), str(first_note), str(note_every), who, members]
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, *arguments])
+    try:
+        yield
+    finally:
+        watchdog.kill()
+        watchdog.wait()
 
 
 def _slurm_tasks():

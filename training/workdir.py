@@ -24,6 +24,7 @@ RESUMABLE_FIELDS = frozenset(
         "devices",
         "tpu",
         "slurm_port_base",
+        "cluster_wait_seconds",
         "jit_compile",
         "steps_per_loop",
         "eval_every_epochs",
