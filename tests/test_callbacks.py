@@ -111,6 +111,7 @@ def test_curves_and_plot():
     assert [axis.get_title() for axis in figure.axes] == ["Learning Rate", "Momentum"]
 
 
+@pytest.mark.slow
 def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
     data = input_pipeline.load("quickstart")
     images = input_pipeline.normalise(data.train_images[:4096], data).numpy()
@@ -138,6 +139,7 @@ def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
     assert int(model.optimizer.iterations.numpy()) == 64 and np.isfinite(history.history["loss"][0])
 
 
+@pytest.mark.slow
 def test_example_script_runs_and_its_schedule_is_onecycle():
     environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
     done = subprocess.run(

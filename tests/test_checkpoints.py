@@ -97,6 +97,7 @@ def test_a_failed_save_names_the_folder_and_the_free_space(tmp_path):
         checkpoints.save(manager, 1)
 
 
+@pytest.mark.slow
 def test_the_trainer_resumes_past_a_truncated_checkpoint_and_a_killed_save(tmp_path):
     config = Config(**TINY, stop_at_step=12)
     whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"))

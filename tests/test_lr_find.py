@@ -18,6 +18,7 @@ from training.lr_find import find_lr
 TINY = tiny.RESNET9 | dict(log_every_steps=4, checkpoint_every_steps=4, steps_per_loop=4)
 
 
+@pytest.mark.slow
 def test_quickstart_sweep_suggests_a_finite_lr_inside_the_range_below_divergence(tmp_path):
     config = Config(**TINY, lr_find=LRFind(start_lr=1e-3, end_lr=100.0, num_steps=80))
     record = find_lr(config, str(tmp_path))
@@ -48,6 +49,7 @@ def test_divergence_stops_the_sweep_early(tmp_path):
         assert record["suggestion"]["valley_lr"] <= max(finite_lrs)
 
 
+@pytest.mark.slow
 def test_two_replicas_record_global_means_equal_to_one_replica(tmp_path, two_replicas):
     # Synchronized BatchNorm and no augmentation: the two-replica forward pass is then the one-replica one.
     config = Config(
@@ -67,6 +69,7 @@ def test_two_replicas_record_global_means_equal_to_one_replica(tmp_path, two_rep
     np.testing.assert_allclose(losses_two, losses_one, rtol=5e-3)
 
 
+@pytest.mark.slow
 def test_sweep_leaves_a_training_workdir_untouched(tmp_path):
     config = Config(**TINY | dict(stop_at_step=4), lr_find=LRFind(num_steps=10))
     trainer.train_and_evaluate(config, str(tmp_path))

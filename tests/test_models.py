@@ -58,6 +58,7 @@ def test_dirac_convolutions_start_as_identities_on_their_first_channels():
     assert norms and all(layer.gamma is None and layer.momentum == 0.6 for layer in norms)
 
 
+@pytest.mark.slow
 def test_airbench94_trains_exports_and_reloads(tmp_path):
     config = dataclasses.replace(
         Config(),

@@ -93,6 +93,7 @@ def test_trains_on_one_device(tmp_path):
     assert summary["replicas"] == 1
 
 
+@pytest.mark.slow
 def test_trains_on_two_replicas_with_xla(tmp_path, two_replicas):
     config = tiny_config(stop_at_step=16, jit_compile=True, augment_on_device=True)
     summary = trainer.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)
@@ -101,6 +102,7 @@ def test_trains_on_two_replicas_with_xla(tmp_path, two_replicas):
     assert summary["history"][-1]["loss"] < summary["history"][0]["loss"]
 
 
+@pytest.mark.slow
 def test_the_exported_model_takes_raw_images_and_predicts_as_the_evaluation_did(tmp_path):
     import keras
 
@@ -124,6 +126,7 @@ def test_the_exported_model_takes_raw_images_and_predicts_as_the_evaluation_did(
     np.testing.assert_allclose(logits[:100], reference.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     config = tiny_config(stop_at_step=4)
     first = trainer.train_and_evaluate(config, str(tmp_path))
@@ -134,6 +137,7 @@ def test_rerunning_a_finished_run_changes_nothing(tmp_path):
     assert trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=8), str(tmp_path))["steps"] == 8
 
 
+@pytest.mark.slow
 def test_resume_continues_the_same_schedule_and_data(tmp_path):
     config = tiny_config(log_every_steps=1, checkpoint_every_steps=4, stop_at_step=12)
     whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"))
@@ -200,6 +204,7 @@ def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
         assert json.load(f)["replicas"] == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
     import keras
@@ -213,6 +218,7 @@ def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
     assert summary["history"][-1]["momentum"] < 0.95  # read through the LossScaleOptimizer for float16
 
 
+@pytest.mark.slow
 def test_target_crossing_is_the_first_evaluation_at_or_above_it(tmp_path):
     config = tiny_config(stop_at_step=40, eval_every_epochs=0.05, target_accuracy=0.2)  # an eval every 8 steps
     summary = trainer.train_and_evaluate(config, str(tmp_path / "on"))
@@ -246,6 +252,7 @@ def test_flip_test_time_augmentation():
     np.testing.assert_allclose(tta, (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_replicas):
     import keras
@@ -307,6 +314,7 @@ def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
         assert resolve_jit_compile(Config(**overrides), strategy) is expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replicas, augment_on_device", [(1, False), (2, False), (1, True)])
 def test_data_on_device_trains_on_the_same_batches_and_resumes(tmp_path, replicas, augment_on_device, two_replicas):
     """The training set held on the device gives the tf.data path's batches: the same losses, step by step
@@ -333,6 +341,7 @@ def test_data_on_device_trains_on_the_same_batches_and_resumes(tmp_path, replica
     np.testing.assert_allclose(*zip(*losses), rtol=5e-3)
 
 
+@pytest.mark.slow
 def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypatch, caplog):
     import logging
 
@@ -375,6 +384,7 @@ def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
             np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
 
 
+@pytest.mark.slow
 def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_replicas):
     import input_pipeline
 

@@ -30,6 +30,7 @@ def assert_plot(path):
     assert pixels.shape[0] > 200 and pixels.shape[1] > 200 and pixels.std() > 0.05
 
 
+@pytest.mark.slow
 def test_trial_records_crossings_aggregates_and_resumes_without_repeating(tmp_path):
     config = Config(**TINY, trial=Trial(runs=2))
     record = run_trial(config, str(tmp_path))
@@ -75,6 +76,7 @@ def test_trial_records_crossings_aggregates_and_resumes_without_repeating(tmp_pa
     assert again["runs"][1]["evaluations"] == runs[1]["evaluations"]  # nothing trained or evaluated twice
 
 
+@pytest.mark.slow
 def test_comparison_threshold_crossings_match_the_curves(tmp_path):
     config = Config(**TINY, trial=Trial(runs=1, arms=("schedule=onecycle", "schedule=constant lr=0.05")))
     record = run_comparison(config, str(tmp_path))

@@ -112,6 +112,7 @@ def test_fields_that_do_not_change_the_run_may_change(tmp_path, field, value):
     assert workdir.check_same_run(str(tmp_path), dataclasses.replace(config, **{field: value}), resuming=True) == {}
 
 
+@pytest.mark.slow
 def test_a_refused_resume_leaves_the_workdir_as_it_was_and_an_allowed_one_keeps_the_old_config(tmp_path):
     config = Config(**TINY)
     trainer.train_and_evaluate(config, str(tmp_path))
@@ -168,6 +169,7 @@ def test_a_refused_start_leaves_no_workdir_behind(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_finished_run_whose_model_was_deleted_exports_it_again(tmp_path):
     config = Config(**TINY | dict(stop_at_step=None, epochs=1, batch_size=2000, lr_reference_batch=2000))
     first = trainer.train_and_evaluate(config, str(tmp_path))
