@@ -3,8 +3,9 @@
     python tests/run_with_fault.py <where> <n> [train.py flags...]
 
 where: "train" (after the n-th call into the compiled training loop: mid-epoch), "eval" (inside the n-th
-evaluation, before its result is recorded) or "save" (a few milliseconds into the n-th checkpoint save). Nothing
-else changes: the process runs train.py's own main until the kill.
+evaluation, before its result is recorded) or "save" (a few milliseconds into the n-th checkpoint save); or,
+with a signal instead of the kill, "export-sigterm" (SIGTERM to itself as the exported model starts being
+written; n is unused). Nothing else changes: the process runs train.py's own main.
 """
 
 import contextlib
@@ -18,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from absl import app  # noqa: E402
 
 import train  # noqa: E402
-from training import checkpoints, report  # noqa: E402
+from training import checkpoints, export, report  # noqa: E402
 
 
 def kill():
@@ -46,7 +47,7 @@ def main():
     del sys.argv[1:3]
     # Calls follow the log and checkpoint boundaries alone: capped by time, a loaded machine (a slow first,
     # compiling call) would cut them shorter, and the n-th call would come at another step.
-    report.PROGRESS_SECONDS = float("inf")
+    report.PROGRESS_SECONDS = 1e9
     if where == "train":
         report.Clock.time_training = on_nth_call(report.Clock.time_training, n, after=kill)
     elif where == "eval":
@@ -61,6 +62,21 @@ def main():
                 kill()  # the evaluation ran; its record is not written yet
 
         report.Clock.evaluating = evaluating_then_killed
+    elif where == "export-sigterm":
+        serving_model = export.serving_model
+
+        def signalled_while_saving(model, data):
+            served = serving_model(model, data)
+            save = served.save
+
+            def save_after_a_signal(*args, **kwargs):
+                os.kill(os.getpid(), signal.SIGTERM)
+                return save(*args, **kwargs)
+
+            served.save = save_after_a_signal
+            return served
+
+        export.serving_model = signalled_while_saving
     elif where == "save":
         checkpoints.save = on_nth_call(checkpoints.save, n, before=lambda: threading.Timer(0.005, kill).start())
     else:

@@ -239,3 +239,13 @@ def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path):
     assert "waiting for the cluster" in log and "this is worker 0 of [worker localhost:" in log
     assert "error: the cluster did not form in 25 s" in log and "--config.cluster_wait_seconds" in log
     assert sorted(path.name for path in tmp_path.iterdir()) == ["train.log"]  # nothing of the run was written
+
+
+def test_sigterm_during_the_export_is_acknowledged_and_the_run_completes(tmp_path):
+    code = finish(start(tmp_path, *FLAGS, script="tests/run_with_fault.py export-sigterm 1"))
+    log = (tmp_path / "train.log").read_text()
+    assert code == 0, log[-3000:]
+    assert "SIGTERM received" in log and strict_json(tmp_path / "summary.json")["status"] == "completed"
+    import keras
+
+    assert keras.models.load_model(tmp_path / "model.keras").output.shape[-1] == 10  # written whole
