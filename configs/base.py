@@ -62,6 +62,9 @@ class Config:
     input_path: str = "auto"
     max_in_memory_gib: float = 8.0  # "auto"'s threshold, training and evaluation sets together
     eval_split: str = ""  # tfds split to evaluate on; "": "test" if the dataset has one, else "validation"
+    # > 0: hold this fraction (< 1) or count (>= 1) of the training set out of training and evaluate on it
+    # instead of the test split, which is then not read: for tuning (input_pipeline/holdout.py)
+    holdout: float = 0.0
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
     # Keep the whole uint8 training set on each replica's device and gather, normalise and augment every batch

@@ -132,6 +132,11 @@ def _check_ranges(config):
         _fail(f"--config.weight_decay must be >= 0 (0: none), got {config.weight_decay}")
     if config.image_size is not None and min(config.image_size) < 1:
         _fail(f"--config.image_size must be positive (height,width), got {config.image_size}")
+    if config.holdout < 0 or (config.holdout >= 1 and config.holdout != int(config.holdout)):
+        _fail(
+            f"--config.holdout is a fraction of the training set in (0, 1) or a whole count of examples "
+            f"(0: none), got {config.holdout}"
+        )
     augmentation = config.augmentation
     if augmentation.crop_padding < 0 or augmentation.cutout < 0:
         _fail(f"--config.augmentation's crop_padding and cutout must be >= 0 (0: off), got {augmentation}")
@@ -198,6 +203,11 @@ def _check_combinations(config):
         )
     if config.stop_at_target and config.target_accuracy is None:
         _fail("--config.stop_at_target needs --config.target_accuracy (e.g. --config.target_accuracy=0.94)")
+    if config.holdout and config.eval_split:
+        _fail(
+            f"--config.holdout={config.holdout:g} evaluates on examples held out of the training set, so "
+            f"--config.eval_split={config.eval_split!r} would not be read: set one of them"
+        )
     if config.data_on_device and config.input_path == "disk":
         _fail(
             "--config.data_on_device holds the training set on every device, but --config.input_path=disk: "

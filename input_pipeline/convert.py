@@ -18,7 +18,7 @@ import tensorflow_datasets as tfds
 from absl import logging
 from array_record.python import array_record_module
 
-from input_pipeline.sources import DatasetError
+from input_pipeline.errors import DatasetError
 
 
 def to_array_record(name, data_dir, out_data_dir):

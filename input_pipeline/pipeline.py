@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from input_pipeline import crops, records
 from input_pipeline.augmentations import augment
-from input_pipeline.sources import DatasetError
+from input_pipeline.errors import DatasetError
 
 _FOREVER = 2**62
 PREFETCH_STEPS = 2  # steps of batches a worker's pipeline keeps ready, when it reads from disk

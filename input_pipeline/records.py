@@ -43,6 +43,7 @@ class DiskData:
     image_size: tuple[int, int]
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    eval_split: str = "test"  # what the evaluation set is, for every report that names an accuracy
     synthetic = False
     in_memory = False
 

@@ -20,6 +20,8 @@ from absl import logging
 
 from configs.validation import CHOICES
 from input_pipeline import crops, quickstart, records
+from input_pipeline import holdout as holdout_split
+from input_pipeline.errors import DatasetError
 
 # Per-channel mean and standard deviation on the 0-255 scale, computed over each training split.
 CIFAR10_STATS = ((125.307, 122.961, 113.8575), (62.9932, 62.0887, 66.7048))
@@ -30,10 +32,6 @@ TFDS_STATS = {"cifar10": CIFAR10_STATS, "cifar100": CIFAR100_STATS}
 QUICKSTART_SIZES = (10_000, 2_000)
 INPUT_PATHS = CHOICES["input_path"]
 GENERATED = ("quickstart", "quickstart_hard", "synthetic")
-
-
-class DatasetError(ValueError):
-    """A dataset that cannot be loaded as configured: the message names it and the flag that fixes it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +47,7 @@ class Data:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     synthetic: bool = False
+    eval_split: str = "test"  # what the evaluation set is, for every report that names an accuracy
     in_memory = True
 
     @property
@@ -84,6 +83,7 @@ def load(
     max_in_memory_gib=8.0,
     eval_split="",
     placement=None,
+    holdout=0.0,
 ):
     """Loads `name`: "quickstart", "quickstart_hard", "synthetic", "image_folder" (needs data_dir), or a tfds name,
     into memory (a `Data`) or as a dataset read from disk (a `records.DiskData`), as `check_source` places it.
@@ -100,26 +100,54 @@ def load(
         input_path, max_in_memory_gib, eval_split: see `check_source`.
         placement: `check_source`'s answer for these arguments, when the caller already has it (it lists an
             image folder's files, which is slow on a large one); asked here otherwise.
+        holdout: > 0: evaluate on this fraction (or count) of the training set, held out of training
+            (holdout.py); the evaluation split is then not read at all.
     """
     placement = placement or check_source(
-        name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split
+        name, data_dir, download, image_size, input_path, max_in_memory_gib, eval_split, holdout
     )
     logging.info("input: %s, %s", "in memory" if placement.in_memory else "read from disk by index", placement.reason)
+    data = _load(
+        name,
+        data_dir,
+        download,
+        image_size,
+        seed,
+        synthetic_examples,
+        skip_bad_images,
+        eval_split,
+        placement,
+        with_eval=not holdout,
+    )
+    return holdout_split.carve(data, holdout) if holdout else data
+
+
+def _load(
+    name, data_dir, download, image_size, seed, synthetic_examples, skip_bad_images, eval_split, placement, with_eval
+):
+    """`load` without the holdout; without `with_eval`, the evaluation split is not read (it is None)."""
     if name in ("quickstart", "quickstart_hard"):
-        return _quickstart(name, seed)
+        return _quickstart(name, seed, with_eval)
     if name == "synthetic":
         return _synthetic(image_size or (32, 32), synthetic_examples, seed)
     if name == "image_folder":
         if not placement.in_memory:
-            return _image_folder_on_disk(data_dir, image_size, skip_bad_images)
-        return _image_folder(data_dir, image_size, skip_bad_images)
+            return _image_folder_on_disk(data_dir, image_size, skip_bad_images, with_eval)
+        return _image_folder(data_dir, image_size, skip_bad_images, with_eval)
     if not placement.in_memory:
-        return _tfds_on_disk(name, data_dir, image_size, eval_split)
-    return _tfds(name, data_dir, download, image_size, eval_split)
+        return _tfds_on_disk(name, data_dir, image_size, eval_split, with_eval)
+    return _tfds(name, data_dir, download, image_size, eval_split, with_eval)
 
 
 def check_source(
-    name, data_dir=None, download=False, image_size=None, input_path="auto", max_in_memory_gib=8.0, eval_split=""
+    name,
+    data_dir=None,
+    download=False,
+    image_size=None,
+    input_path="auto",
+    max_in_memory_gib=8.0,
+    eval_split="",
+    holdout=0.0,
 ):
     """The `Placement` of the dataset, or a `DatasetError` if `load` would fail to find or place it: seconds,
     before anything is read.
@@ -127,6 +155,7 @@ def check_source(
     input_path: "memory", "disk", or "auto": in memory if its uint8 images at `image_size` take at most
     `max_in_memory_gib` GiB (training and evaluation sets together), else read from disk.
     eval_split: the tfds split evaluated on; "" = "test" if the dataset has one, else "validation".
+    holdout: > 0: the evaluation split is not read (and need not exist): the training set is split instead.
     """
     if input_path not in INPUT_PATHS:
         raise DatasetError(f"--config.input_path={input_path!r} is not one of {INPUT_PATHS}")
@@ -138,9 +167,8 @@ def check_source(
             )
         return Placement(True, f"{name} is generated in memory")
     if name == "image_folder":
-        missing = [
-            split for split in ("train", "test") if not data_dir or not (pathlib.Path(data_dir) / split).is_dir()
-        ]
+        read = ("train",) if holdout else ("train", "test")
+        missing = [split for split in read if not data_dir or not (pathlib.Path(data_dir) / split).is_dir()]
         if missing:
             raise DatasetError(
                 f"image_folder needs --config.data_dir pointing at a folder with train/<class>/ and test/<class>/ "
@@ -149,7 +177,7 @@ def check_source(
         if image_size is None:
             raise DatasetError("image_folder needs --config.image_size=height,width: its images are resized to it")
         root = pathlib.Path(data_dir)
-        num_examples = sum(len(files) for split in ("train", "test") for files in _image_files(root / split)[1])
+        num_examples = sum(len(files) for split in read for files in _image_files(root / split)[1])
         return _placement(
             f"{num_examples} images in {data_dir}",
             num_examples * int(np.prod(image_size)) * 3,
@@ -166,7 +194,8 @@ def check_source(
             f"tfds dataset {name!r} has images of varying size {shape}: set --config.image_size=height,width"
         )
     splits = builder.info.splits
-    num_examples = sum(splits[s].num_examples for s in ("train", _eval_split(builder, eval_split)))
+    read = ("train",) if holdout else ("train", _eval_split(builder, eval_split))
+    num_examples = sum(splits[s].num_examples for s in read)
     placement = _placement(
         f"{num_examples} {name} images", num_examples * int(np.prod(shape)), input_path, max_in_memory_gib
     )
@@ -206,10 +235,12 @@ def _check_readable_by_index(builder, name, image_size):
         )
 
 
-def _quickstart(name, seed):
+def _quickstart(name, seed, with_eval=True):
     difficulty = quickstart.HARD if name == "quickstart_hard" else quickstart.EASY
     train_images, train_labels = quickstart.generate(QUICKSTART_SIZES[0], seed, **difficulty)
-    eval_images, eval_labels = quickstart.generate(QUICKSTART_SIZES[1], seed + 1, **difficulty)
+    eval_images, eval_labels = (
+        quickstart.generate(QUICKSTART_SIZES[1], seed + 1, **difficulty) if with_eval else (None, None)
+    )
     pixels = train_images.reshape(-1, 3).astype(np.float64)
     return Data(
         name,
@@ -228,7 +259,9 @@ def _synthetic(image_size, num_examples, seed):
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, size=(num_examples, *image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=num_examples, dtype=np.int32)
-    return Data("synthetic", images, labels, images[:512], labels[:512], 10, (127.5,) * 3, (73.6,) * 3, True)
+    return Data(
+        "synthetic", images, labels, images[:512], labels[:512], 10, (127.5,) * 3, (73.6,) * 3, True, "train[:512]"
+    )
 
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
@@ -278,7 +311,7 @@ def _warn_skipped(skipped, folder):
         )
 
 
-def _image_folder(root, image_size, skip_bad_images):
+def _image_folder(root, image_size, skip_bad_images, with_eval=True):
     """root/train/<class>/*.jpg|png|... and root/test/<class>/..., classes in sorted order, resized to image_size.
 
     Every file is decoded here, so that an undecodable or empty one is named: an error by default, or skipped
@@ -306,7 +339,7 @@ def _image_folder(root, image_size, skip_bad_images):
         return np.stack(images), np.array(labels, np.int32), class_names
 
     train_images, train_labels, class_names = read("train")
-    eval_images, eval_labels, _ = read("test", class_names)
+    eval_images, eval_labels, _ = read("test", class_names) if with_eval else (None, None, None)
     return Data(
         pathlib.Path(root).name,
         train_images,
@@ -318,7 +351,7 @@ def _image_folder(root, image_size, skip_bad_images):
     )
 
 
-def _image_folder_on_disk(root, image_size, skip_bad_images):
+def _image_folder_on_disk(root, image_size, skip_bad_images, with_eval=True):
     """The image folder of `_image_folder`, read from disk by index and cropped to image_size as training goes.
 
     Files are not decoded here (that is the point on tens of GB): empty files, folders named like images and
@@ -342,7 +375,7 @@ def _image_folder_on_disk(root, image_size, skip_bad_images):
         return records.folder_split(np.array(paths), np.array(labels, np.int32), folder), class_names
 
     train, class_names = split("train")
-    evaluation, _ = split("test", class_names)
+    evaluation = split("test", class_names)[0] if with_eval else None
     return records.DiskData(
         pathlib.Path(root).name, train, evaluation, len(class_names), tuple(image_size), *IMAGENET_STATS
     )
@@ -372,7 +405,7 @@ def _prepared_builder(name, data_dir, download, for_disk=False):
     return builder
 
 
-def _tfds(name, data_dir, download, image_size, eval_split):
+def _tfds(name, data_dir, download, image_size, eval_split, with_eval=True):
     builder = _prepared_builder(name, data_dir, download)
     if not builder.is_prepared():
         builder.download_and_prepare()
@@ -388,16 +421,19 @@ def _tfds(name, data_dir, download, image_size, eval_split):
 
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
     num_classes = builder.info.features["label"].num_classes
-    return Data(name, *read("train"), *read(_eval_split(builder, eval_split)), num_classes, mean, std)
+    split = _eval_split(builder, eval_split) if with_eval else None
+    evaluation = read(split) if with_eval else (None, None)
+    return Data(name, *read("train"), *evaluation, num_classes, mean, std, eval_split=split)
 
 
-def _tfds_on_disk(name, data_dir, image_size, eval_split):
+def _tfds_on_disk(name, data_dir, image_size, eval_split, with_eval=True):
     builder = _prepared_builder(name, data_dir, download=False)
-    splits = ("train", _eval_split(builder, eval_split))
-    train, evaluation = (records.tfds_split(builder, split) for split in splits)
+    split = _eval_split(builder, eval_split) if with_eval else None
+    train = records.tfds_split(builder, "train")
+    evaluation = records.tfds_split(builder, split) if with_eval else None
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
     num_classes = builder.info.features["label"].num_classes
-    return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std)
+    return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std, split)
 
 
 def _stored_as_array_record(builder):

@@ -162,8 +162,9 @@ def first_crossing(evaluations, threshold):
 class Reporter:
     """Logs progress lines and TensorBoard scalars."""
 
-    def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic, clock):
+    def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic, clock, eval_split="test"):
         self.total_steps, self.steps_per_epoch, self.global_batch = total_steps, steps_per_epoch, global_batch
+        self.eval_split = eval_split
         self.tag, self.clock = " [synthetic data]" if synthetic else "", clock
         self.last_line = time.monotonic()
         self.writer = (
@@ -220,7 +221,9 @@ class Reporter:
 
     def evaluation(self, step, loss, accuracy):
         self.last_line = time.monotonic()
-        logging.info("eval at step %d: loss %.4f  accuracy %.2f%%%s", step, loss, 100 * accuracy, self.tag)
+        logging.info(
+            "eval (%s) at step %d: loss %.4f  accuracy %.2f%%%s", self.eval_split, step, loss, 100 * accuracy, self.tag
+        )
         self._scalars(step, {"eval/loss": loss, "eval/accuracy": accuracy})
 
     def _scalars(self, step, values):
@@ -243,6 +246,8 @@ def run_summary(status, step, config, data, plan, evaluations, clock):
         "model": config.model,
         "schedule": config.schedule,
         "seed": config.seed,
+        "eval_split": data.eval_split,  # "holdout": examples held out of the training set (config.holdout)
+        "eval_examples": data.num_eval,
         "eval_accuracy": final.get("accuracy"),
         "eval_loss": final.get("loss"),
         "best_eval_accuracy": max((e["accuracy"] for e in evaluations), default=None),

@@ -47,6 +47,7 @@ def start(config, strategy=None):
         config.input_path,
         config.max_in_memory_gib,
         config.eval_split,
+        config.holdout,
     )
     if not placement.in_memory:
         if config.data_on_device:
@@ -76,10 +77,11 @@ def build(config, strategy, placement, schedule=None, momentum=None):
     replicas = strategy.num_replicas_in_sync
     plan = derive_plan(config, data.num_train, replicas, "memory" if data.in_memory else "disk")
     logging.info(
-        "dataset %s: %d train / %d eval examples of %s%s",
+        "dataset %s: %d train / %d eval examples (%s) of %s%s",
         data.name,
         data.num_train,
         data.num_eval,
+        data.eval_split,
         data.image_shape,
         " (SYNTHETIC)" if data.synthetic else "",
     )
@@ -114,6 +116,7 @@ def load_data(config, placement=None):
         max_in_memory_gib=config.max_in_memory_gib,
         eval_split=config.eval_split,
         placement=placement,
+        holdout=config.holdout,
     )
 
 

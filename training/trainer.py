@@ -90,6 +90,7 @@ class Training:
             config.batch_size,
             self.data.synthetic,
             self.clock,
+            self.data.eval_split,
         )
         self.ema_weights = (
             optimization.swap_in_ema_weights(self.optimizer) if config.ema_momentum else contextlib.nullcontext

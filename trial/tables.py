@@ -4,7 +4,7 @@
 def trial_markdown(title, record):
     config, summary, runs = record["config"], record["aggregate"], record["runs"]
     target = config["target_accuracy"]
-    lines = [f"# Trial: {title}", "", _environment(record), ""]
+    lines = [f"# Trial: {title}", "", _environment(record), _evaluated_on(runs), ""]
     header = ["seed", "status", "final acc", "best acc", "epochs", "train s", "compile s", "eval s", "wall s", "img/s"]
     if target is not None:
         header[4:4] = [f"epoch to {_pct(target)}", f"train s to {_pct(target)}", f"dawnbench s to {_pct(target)}"]
@@ -94,6 +94,14 @@ def _to_threshold_rows(summary):
         mean, median = summary[f"{key}_to_threshold_mean"], summary[f"{key}_to_threshold_median"]
         rows.append(_row([f"{label} to target (mean / median)", f"{_num(mean)} / {_num(median)}"]))
     return rows
+
+
+def _evaluated_on(runs):
+    """Which split the accuracies are on: the test split, or examples held out of the training set."""
+    first = runs[0] if runs else {}
+    split, count = first.get("eval_split", "test"), first.get("eval_examples")
+    held = " held out of the training set (config.holdout)" if split == "holdout" else ""
+    return f"Accuracies are on the {split} split{f' ({count} examples{held})' if count else ''}."
 
 
 def _environment(record):
