@@ -5,6 +5,7 @@
     python train.py --mode=trial --config=configs/quickstart_race.py --workdir=runs/race
     python train.py --mode=schedule --config=configs/cifar10_resnet9.py --steps_per_epoch=97
     python train.py --mode=lr_find --workdir=runs/lr_find                # the LR range test: prints a command
+    python train.py --mode=lr_tune --workdir=runs/lr_tune                # max_lr picked by short held-out runs
 
 Every config field can be overridden (`--config.<field>=<value>`); `--helpconfig` lists them. Rerunning the same
 command in the same workdir resumes from the latest checkpoint at its exact step (a trial: from its interrupted
@@ -17,6 +18,7 @@ is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 1 a bug (w
 
 import logging as python_logging
 import os
+import shlex
 import sys
 import traceback
 
@@ -94,9 +96,10 @@ def define_flags(values, argv):
     flags.DEFINE_enum(
         "mode",
         "train",
-        ["train", "trial", "lr_find", "schedule"],
+        ["train", "trial", "lr_find", "lr_tune", "schedule"],
         "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
         "lr_find: the LR range test (config.lr_find), which suggests config.lr. "
+        "lr_tune: the LR range test, then short runs at candidate max_lrs judged on a held-out split (config.lr_tune). "
         "schedule: print and plot the config's learning rate and momentum, without training.",
         flag_values=values,
     )
@@ -174,11 +177,14 @@ def dispatch(config, workdir):
 
         suggestion = find_lr(config, workdir)["suggestion"]
         if suggestion.get("config_lr"):
-            config_file = config_flags.get_config_filename(FLAGS["config"])
-            print(
-                f"train with the suggestion:\n  python train.py --config={config_file} "
-                f"--config.lr={suggestion['config_lr']:.4g} --workdir=runs/<name>"
-            )
+            command = training_command(ARGV, suggestion["config_lr"])
+            print(f"train with the {suggestion['rule']} rule's suggestion:\n  {command}")
+    elif FLAGS.mode == "lr_tune":
+        from trial.lr_tune import tune_lr
+
+        pick = tune_lr(config, workdir)["pick"]
+        command = training_command(ARGV, pick["config_lr"])
+        print(f"train with the pick (table in {os.path.join(workdir, 'lr_tune.md')}):\n  {command}")
     elif FLAGS.mode == "trial":
         from trial import run_comparison, run_trial
 
@@ -187,6 +193,25 @@ def dispatch(config, workdir):
         from training.trainer import train_and_evaluate
 
         train_and_evaluate(config, workdir)
+
+
+def training_command(argv, config_lr):
+    """The command line `argv` ran, as the command that trains it with `--config.lr=config_lr`: every other flag
+    kept as given, the mode and the workdir replaced (a workdir named after the config and the rate)."""
+    kept, skip = [], False
+    for argument in argv[1:]:
+        name = argument.partition("=")[0]
+        if skip:
+            skip = False
+        elif name in ("--mode", "--workdir", "--config.lr"):
+            skip = "=" not in argument  # "--workdir runs/x": its value is the next argument
+        else:
+            kept.append(argument)
+    config_file = next((a.partition("=")[2] for a in kept if a.startswith("--config=")), "configs/quickstart.py")
+    name = os.path.splitext(os.path.basename(config_file))[0]
+    program = "python train.py" if argv[0].endswith(".py") else os.path.basename(argv[0])
+    rate = f"{config_lr:.4g}"
+    return shlex.join([*program.split(), *kept, f"--config.lr={rate}", f"--workdir=runs/{name}_lr{rate}"])
 
 
 def cli():
@@ -205,6 +230,7 @@ def parse_flags(argv):
         user_error(str(error))
 
 
+ARGV = list(sys.argv)  # as the user typed it, for the commands the LR modes print
 sys.argv[:] = checked_argv(sys.argv)
 define_flags(FLAGS, sys.argv)
 

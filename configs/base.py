@@ -47,6 +47,20 @@ class LRFind:
     num_steps: int = 200  # steps of the sweep, at most; it stops earlier when the loss diverges
     divergence: float = 4.0  # stop once the smoothed loss exceeds this multiple of its minimum
     beta: float = 0.98  # smoothing of the loss (fastai's), with bias correction
+    # the rule that reads max_lr off the curve: "onecycle" (where the smoothed loss stops falling; for 1Cycle),
+    # or fastai's "valley", "minimum_over_10" or "steepest" (onecycle/lr_range.py's `suggest`)
+    rule: str = "onecycle"
+
+
+@dataclasses.dataclass
+class LRTune:
+    """`--mode=lr_tune`: the LR range test, then short 1Cycle runs of the config at `candidates` max_lrs spanning
+    its suggestions up to its minimum, judged on a held-out part of the training set; the best is the pick."""
+
+    candidates: int = 5  # max_lrs on a log grid from the lowest rule's lr to the smoothed minimum's
+    epochs: int = 0  # each candidate's run; 0: a quarter of config.epochs, at least 1
+    runs: int = 1  # seeds per candidate (config.seed, config.seed + 1, ...); the pick is by the mean
+    holdout: float = 0.1  # the held-out part judged on, when config.holdout is 0 (a fraction, or a count)
 
 
 @dataclasses.dataclass
@@ -130,6 +144,7 @@ class Config:
 
     trial: Trial = dataclasses.field(default_factory=Trial)
     lr_find: LRFind = dataclasses.field(default_factory=LRFind)
+    lr_tune: LRTune = dataclasses.field(default_factory=LRTune)
 
 
 def with_overrides(config, overrides):

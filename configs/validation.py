@@ -41,6 +41,7 @@ POSITIVE = (
     "cluster_wait_seconds",
 )
 SEED_RANGE = (0, 2**32 - 1)  # what NumPy's and Keras's seeding accept
+LR_RULES = ("onecycle", "valley", "minimum_over_10", "steepest")  # onecycle.lr_range.RULES, without TensorFlow
 
 
 def validate(config, environ=None):
@@ -57,6 +58,7 @@ def validate(config, environ=None):
     _check_combinations(config)
     _check_cluster(config, environ)
     _check_lr_find(config.lr_find)
+    _check_lr_tune(config.lr_tune)
     _check_trial(config.trial)
 
 
@@ -251,6 +253,23 @@ def _check_lr_find(settings):
         _fail(f"--config.lr_find.divergence is a multiple of the minimum loss, > 1; got {settings.divergence}")
     if not 0 <= settings.beta < 1:
         _fail(f"--config.lr_find.beta must be in [0, 1), got {settings.beta}")
+    if settings.rule not in LR_RULES:
+        _fail(f"--config.lr_find.rule={settings.rule!r} is not one of {LR_RULES}")
+
+
+def _check_lr_tune(settings):
+    if settings.candidates < 2:
+        _fail(f"--config.lr_tune.candidates must be >= 2 to choose between, got {settings.candidates}")
+    if settings.epochs < 0 or settings.runs < 1:
+        _fail(
+            f"--config.lr_tune needs epochs >= 0 (0: a quarter of config.epochs) and runs >= 1, got "
+            f"{settings.epochs} and {settings.runs}"
+        )
+    if settings.holdout <= 0 or (settings.holdout >= 1 and settings.holdout != int(settings.holdout)):
+        _fail(
+            f"--config.lr_tune.holdout is a fraction of the training set in (0, 1) or a whole count of examples, "
+            f"got {settings.holdout}"
+        )
 
 
 def _check_trial(trial):

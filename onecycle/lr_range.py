@@ -15,6 +15,9 @@ import tensorflow as tf
 # Below this relative drop of the smoothed loss, from the start of the curve to its minimum, there is no clear
 # descent to read a learning rate from.
 MIN_DESCENT = 0.05
+# The 1Cycle rule's plateau: the smoothed loss within this fraction of its descent above the minimum.
+PLATEAU = 0.1
+RULES = ("onecycle", "valley", "minimum_over_10", "steepest")
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
@@ -63,13 +66,16 @@ def smooth(losses, beta=0.98):
     return np.array(smoothed)
 
 
-def suggest(lrs, smoothed, skip_start=0.1):
-    """Suggests `max_lr` from a sweep's smoothed loss curve by the valley rule, with two rules for reference.
+def suggest(lrs, smoothed, skip_start=0.1, rule="onecycle"):
+    """Suggests `max_lr` from a sweep's smoothed loss curve by `rule`, and reports what the other rules read.
 
-    - valley (the suggestion, fastai's default): the longest stretch over which the smoothed loss keeps falling
-      (the longest decreasing subsequence, so an isolated spike is stepped over), up to the curve's minimum;
-      the lr a half of the way along it.
-    - minimum / 10: the lr of the lowest smoothed loss, divided by 10 (fastai's `minimum`).
+    - onecycle (the default; for 1Cycle's `max_lr`): the lr from which the smoothed loss stays within `PLATEAU`
+      (10%) of its descent above its minimum, up to the minimum: where it stops falling. Smith reads 1Cycle's
+      max_lr as the largest rate that still trains, which is there, not in the middle of the descent.
+    - valley (fastai's default, made for training at a fixed rate): the longest stretch over which the smoothed
+      loss keeps falling (the longest decreasing subsequence, so an isolated spike is stepped over), up to the
+      curve's minimum; the lr a half of the way along it.
+    - minimum_over_10: the lr of the lowest smoothed loss, divided by 10 (fastai's `minimum`).
     - steepest: the lr where the smoothed loss falls fastest against log(lr) (fastai's `steep`; a spike fools it).
 
     Only the finite head of the curve counts (a sweep ends at NaN or inf), without its first `skip_start`
@@ -77,18 +83,21 @@ def suggest(lrs, smoothed, skip_start=0.1):
     minimum has no clear descent: the result has a `warning` and no `suggested_max_lr`. A curve still falling at
     its end gets a `note`: the suggestion stands, but the range did not show where training breaks down.
     """
+    if rule not in RULES:
+        raise ValueError(f"suggest: rule must be one of {RULES}, got {rule!r}")
     lrs, smoothed = np.asarray(lrs, np.float64), np.asarray(smoothed, np.float64)
     finite = np.isfinite(smoothed)
     end = len(smoothed) if finite.all() else int(np.argmin(finite))
     start = int(skip_start * end)
     if end - start < 4:
-        return {"suggested_max_lr": None, "rule": "valley", "warning": f"only {end - start} usable points"}
+        return {"suggested_max_lr": None, "rule": rule, "warning": f"only {end - start} usable points"}
     lrs, curve = lrs[start:end], smoothed[start:end]
     lowest = int(np.argmin(curve))
     valley_start, valley_end = _longest_descent(curve[: lowest + 1])
     valley = valley_start + (valley_end - valley_start) // 2
     result = {
-        "rule": "valley",
+        "rule": rule,
+        "onecycle_lr": float(lrs[_plateau_start(curve, lowest)]),
         "valley_lr": float(lrs[valley]),
         "minimum_lr": float(lrs[lowest]),
         "minimum_over_10_lr": float(lrs[lowest] / 10),
@@ -107,8 +116,16 @@ def suggest(lrs, smoothed, skip_start=0.1):
             f"no clear descent: the smoothed loss falls only {100 * result['descent']:.1f}% before its minimum; "
             f"widen the range (start_lr lower, end_lr higher) or sweep more steps"
         )
-    result["suggested_max_lr"] = None if result["warning"] else result["valley_lr"]
+    result["suggested_max_lr"] = None if result["warning"] else result[f"{rule}_lr"]
     return result
+
+
+def _plateau_start(curve, lowest):
+    """The first index from which `curve` stays within `PLATEAU` of its descent above its minimum at `lowest`,
+    up to `lowest`."""
+    within = curve[: lowest + 1] <= curve[lowest] + PLATEAU * (curve[0] - curve[lowest])
+    above = np.flatnonzero(~within)
+    return int(above[-1]) + 1 if len(above) else 0
 
 
 def _longest_descent(values):
@@ -134,7 +151,8 @@ def plot_sweep(lrs, losses, smoothed, suggestion, path=None, title="LR range tes
     axis.plot(lrs, losses, color="lightgrey", lw=1, label="loss")
     axis.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed loss")
     marks = (
-        ("valley_lr", "tab:green", "-"),
+        ("onecycle_lr", "tab:red", "-"),
+        ("valley_lr", "tab:green", "-."),
         ("minimum_over_10_lr", "tab:orange", "--"),
         ("steepest_lr", "tab:purple", ":"),
     )

@@ -35,8 +35,30 @@ def descent_curve():
     return np.where(index <= 20, 2.3, np.where(index <= 60, 2.3 - 1.8 * (index - 20) / 40, 0.5 + 0.1 * (index - 60)))
 
 
-def test_valley_is_the_middle_of_the_descent():
+def test_the_onecycle_rule_reads_where_the_loss_stops_falling():
     result = suggest(LRS, descent_curve())
+    # Within 10% of the descent (1.8 over 40 points) above the minimum: from 4 points before it, index 56 (57
+    # when the float sum lands just above the threshold), 0.63 of the minimum's lr.
+    assert result["rule"] == "onecycle" and result["suggested_max_lr"] == result["onecycle_lr"]
+    assert LRS[56] <= result["onecycle_lr"] <= LRS[57]
+
+
+def test_the_onecycle_rule_on_a_curve_still_falling_a_spike_after_the_minimum_and_a_divergence():
+    falling = suggest(LRS[:61], descent_curve()[:61])
+    assert LRS[56] <= falling["onecycle_lr"] <= LRS[57] and "still falling" in falling["note"]
+    spiked = descent_curve()
+    spiked[62] = 5.0  # after the minimum: the rise and its spikes do not move the rule
+    assert LRS[56] <= suggest(LRS, spiked)["onecycle_lr"] <= LRS[57]
+    diverged = descent_curve()
+    diverged[64:] = np.inf
+    assert LRS[56] <= suggest(LRS, diverged)["onecycle_lr"] <= LRS[57]
+    dipped = descent_curve()
+    dipped[50] = 0.6  # a dip inside the descent, then higher again: the plateau starts after it
+    assert LRS[56] <= suggest(LRS, dipped)["onecycle_lr"] <= LRS[57]
+
+
+def test_valley_is_the_middle_of_the_descent():
+    result = suggest(LRS, descent_curve(), rule="valley")
     # The longest descent runs from index 20 (the flat part's last point) to the minimum at 60: its middle is 40.
     assert result["suggested_max_lr"] == result["valley_lr"] == pytest.approx(LRS[40])  # 1e-2
     assert result["minimum_lr"] == pytest.approx(LRS[60]) and result["minimum_over_10_lr"] == pytest.approx(LRS[40])
@@ -67,6 +89,11 @@ def test_nan_at_the_end_is_ignored():
     assert suggest(LRS, curve)["valley_lr"] == pytest.approx(LRS[40])
 
 
+def test_an_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="rule must be one of"):
+        suggest(LRS, descent_curve(), rule="middle")
+
+
 def test_a_flat_curve_warns_instead_of_suggesting():
     noisy = 2.3 + 0.01 * np.random.default_rng(0).standard_normal(101)
     result = suggest(LRS, smooth(noisy))
@@ -77,5 +104,5 @@ def test_plot_draws_the_curves_and_marks(tmp_path):
     curve = descent_curve()
     figure = plot_sweep(LRS, curve + 0.05, curve, suggest(LRS, curve), tmp_path / "sweep.png")
     axis = figure.axes[0]
-    assert axis.get_xscale() == "log" and len(axis.lines) == 5  # raw, smoothed, three suggestions
+    assert axis.get_xscale() == "log" and len(axis.lines) == 6  # raw, smoothed, four rules
     assert (tmp_path / "sweep.png").stat().st_size > 10_000

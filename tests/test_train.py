@@ -1,5 +1,6 @@
 """The entry script as a user runs it: its modes, in a subprocess."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -125,3 +126,39 @@ def test_runs_from_another_directory(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if "trainer.py" in line]
     assert f"run in {tmp_path / 'run'}" in lines[0] and f"{tmp_path / 'run' / 'summary.json'}" in lines[-1]
+
+
+def test_the_printed_command_trains_the_swept_config_with_only_lr_changed():
+    import shlex
+
+    from absl import flags
+
+    import train
+
+    def parsed(argv):
+        values = flags.FlagValues()
+        argv = train.checked_argv(argv)
+        train.define_flags(values, argv)
+        values(argv)
+        return values
+
+    swept = [
+        "train.py",
+        "--mode=lr_find",
+        "--config=configs/cifar10_resnet9.py",
+        "--config.data_dir=/data/tfds",
+        "--config.width=0.25",
+        "--config.batch_size=128",
+        "--config.lr=0.1",
+        "--config.lr_reference_batch=512",
+        "--config.trial.arms=('schedule=step', 'lr=0.2 epochs=3')",
+        "--workdir",
+        "runs/sweep",
+    ]
+    command = train.training_command(swept, 0.0975)
+    words = shlex.split(command)  # what the shell hands train.py
+    assert words[:2] == ["python", "train.py"] and words[-1] == "--workdir=runs/cifar10_resnet9_lr0.0975"
+    trained, original = parsed(words[1:]), parsed(swept)
+    assert trained.mode == "train" and trained.workdir == "runs/cifar10_resnet9_lr0.0975"
+    assert trained.config == dataclasses.replace(original.config, lr=0.0975)
+    assert original.config.width == 0.25 and original.config.trial.arms == ("schedule=step", "lr=0.2 epochs=3")

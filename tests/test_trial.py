@@ -172,3 +172,12 @@ def test_mean_curve_uses_the_points_every_run_has():
     epochs, means = aggregate.mean_curve([first, second], "evaluations", "accuracy")
     np.testing.assert_allclose(epochs, [1, 2])
     np.testing.assert_allclose(means, [0.2, 0.3])
+
+
+@pytest.mark.slow
+def test_a_run_that_diverges_is_a_result_of_the_trial_not_its_end(tmp_path):
+    config = Config(**TINY | dict(lr=1e9, eval_every_epochs=0.0, target_accuracy=None), trial=Trial(runs=2))
+    record = run_trial(config, str(tmp_path))
+    assert [run["status"] for run in record["runs"]] == ["diverged", "diverged"]
+    assert record["aggregate"]["diverged"] == 2 and record["aggregate"]["final_accuracy_mean"] == 0.0
+    assert run_trial(config, str(tmp_path))["runs"] == record["runs"]  # read back, not trained again

@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 
 import models
-from configs.base import Augmentation, Config, ConfigError, LRFind, Trial
-from configs.validation import CHOICES, validate
+from configs.base import Augmentation, Config, ConfigError, LRFind, LRTune, Trial
+from configs.validation import CHOICES, LR_RULES, validate
 
 REFUSED = [  # (overrides of the default config, what the message says)
     ({"optimizer": "lamb"}, "--config.optimizer='lamb' is not one of"),
@@ -39,6 +39,9 @@ REFUSED = [  # (overrides of the default config, what the message says)
     ({"stop_at_target": True}, "--config.stop_at_target needs --config.target_accuracy"),
     ({"holdout": -0.1}, "--config.holdout is a fraction of the training set in (0, 1) or a whole count"),
     ({"holdout": 2.5}, "--config.holdout is a fraction of the training set in (0, 1) or a whole count"),
+    ({"lr_find": LRFind(rule="middle")}, "--config.lr_find.rule='middle' is not one of"),
+    ({"lr_tune": LRTune(candidates=1)}, "--config.lr_tune.candidates must be >= 2"),
+    ({"lr_tune": LRTune(holdout=0.0)}, "--config.lr_tune.holdout is a fraction"),
     ({"holdout": 0.1, "eval_split": "test"}, "--config.eval_split='test' would not be read"),
     ({"target_accuracy": 94.0}, "--config.target_accuracy is a fraction in (0, 1]"),
     ({"ema_momentum": 1.0}, "--config.ema_momentum must be in [0, 1)"),
@@ -84,9 +87,11 @@ def test_what_works_passes():
 
 
 def test_the_choices_are_what_the_components_build():
+    from onecycle.lr_range import RULES
     from onecycle.schedule import ANNEAL_STRATEGIES
     from training import optimization, strategy
 
+    assert LR_RULES == RULES
     assert set(CHOICES["optimizer"]) == set(optimization.OPTIMIZERS)
     assert set(CHOICES["anneal_strategy"]) == set(ANNEAL_STRATEGIES)
     assert CHOICES["strategy"] == strategy.STRATEGIES

@@ -11,12 +11,13 @@ peak. The model and optimizer are thrown away afterwards: the sweep writes only 
 import dataclasses
 import math
 import os
+import time
 
 import tensorflow as tf
 from absl import logging
 
 import input_pipeline
-from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
+from onecycle.lr_range import RULES, ExponentialSweep, plot_sweep, smooth, suggest
 from training import loops, report, setup
 from training.strategy import is_chief
 from training.workdir import claimed
@@ -24,12 +25,13 @@ from training.workdir import claimed
 
 def find_lr(config, workdir, strategy=None):
     """Sweeps the learning rate, writes `lr_find.json` and `lr_find.png` in `workdir`, returns the record."""
+    started = time.monotonic()
     config, strategy, placement = setup.start(config, strategy)
     with claimed(workdir, is_chief(strategy)):
-        return _sweep(config, workdir, strategy, placement)
+        return _sweep(config, workdir, strategy, placement, started)
 
 
-def _sweep(config, workdir, strategy, placement):
+def _sweep(config, workdir, strategy, placement, started):
     settings = config.lr_find
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
     run = setup.build(config, strategy, placement, schedule=sweep, momentum=config.base_momentum)
@@ -62,7 +64,7 @@ def _sweep(config, workdir, strategy, placement):
             break
 
     finite = [point for point in curve if math.isfinite(point["loss"])]
-    suggestion = suggest([p["lr"] for p in finite], [p["smoothed"] for p in finite])
+    suggestion = suggest([p["lr"] for p in finite], [p["smoothed"] for p in finite], rule=settings.rule)
     if suggestion.get("suggested_max_lr"):
         suggestion["config_lr"] = suggestion["suggested_max_lr"] * config.lr_reference_batch / config.batch_size
     record = {
@@ -73,6 +75,7 @@ def _sweep(config, workdir, strategy, placement):
         "settings": dataclasses.asdict(settings),
         "config": dataclasses.asdict(config),
         "replicas": strategy.num_replicas_in_sync,
+        "wall_seconds": time.monotonic() - started,  # data, model, the sweep, not the TensorFlow import
     }
     if is_chief(strategy):
         report.write_json(os.path.join(workdir, "lr_find.json"), _strict(record))
@@ -104,13 +107,14 @@ def _log(record, workdir):
     for key in ("warning", "note"):
         if suggestion.get(key):
             logging.warning("lr_find: %s", suggestion[key])
-    for key in ("valley_lr", "minimum_over_10_lr", "steepest_lr"):
-        if key in suggestion:
-            logging.info("lr_find %s: %.4g", key.removesuffix("_lr"), suggestion[key])
+    for rule in (*RULES, "minimum"):
+        if f"{rule}_lr" in suggestion:
+            logging.info("lr_find %s: max_lr %.4g", rule, suggestion[f"{rule}_lr"])
     if suggestion.get("suggested_max_lr"):
         logging.info(
-            "lr_find suggests max_lr %.4g (valley rule): train with --config.lr=%.4g (%s); plot in %s",
+            "lr_find suggests max_lr %.4g (%s rule): train with --config.lr=%.4g (%s); plot in %s",
             suggestion["suggested_max_lr"],
+            suggestion["rule"],
             suggestion["config_lr"],
             record["lr_rule"],
             os.path.join(workdir, "lr_find.png"),

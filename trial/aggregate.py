@@ -9,13 +9,17 @@ from training.report import first_crossing
 
 
 def aggregate(runs, target=None, price_per_hour=0.0):
-    """Mean and spread of a trial's runs; time and epochs to `target` over the runs that reached it."""
-    finals = [run["eval_accuracy"] for run in runs]
+    """Mean and spread of a trial's runs; time and epochs to `target` over the runs that reached it.
+
+    A run that diverged counts with the accuracy of its last evaluation, 0 if it had none.
+    """
+    finals = [run["eval_accuracy"] or 0.0 for run in runs]
     result = {
         "runs": len(runs),
+        "diverged": sum(run.get("status") == "diverged" for run in runs),
         "final_accuracy_mean": float(np.mean(finals)),
         "final_accuracy_std": float(np.std(finals, ddof=1)) if len(runs) > 1 else 0.0,
-        "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] for run in runs])),
+        "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])),
         "images_per_second_mean": _mean([run["images_per_second"] for run in runs]),
         "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
     }
@@ -41,7 +45,7 @@ def to_threshold(runs, threshold, price_per_hour=0.0):
 
 def common_threshold(trials):
     """The comparison's default threshold: the lowest of the arms' mean (over seeds) best accuracies."""
-    return min(float(np.mean([run["best_eval_accuracy"] for run in runs])) for runs in trials.values())
+    return min(float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])) for runs in trials.values())
 
 
 def mean_curve(runs, kind, key):

@@ -65,6 +65,37 @@ def plot_schedules(curves, path, title):
     _save(figure, title, path)
 
 
+def plot_lr_tune(record, curve, path, title):
+    """Held-out accuracy against max_lr (log axis), each candidate's mean with its spread, the pick circled; the
+    LR range test's smoothed loss on a second axis, with its rules marked."""
+    figure = Figure(figsize=(9, 5))
+    axis = figure.subplots()
+    candidates = record["candidates"]
+    lrs = [c["max_lr"] for c in candidates]
+    axis.errorbar(
+        lrs,
+        [c["holdout_accuracy_mean"] for c in candidates],
+        yerr=[c["holdout_accuracy_std"] for c in candidates],
+        color="black",
+        marker="o",
+        capsize=3,
+        label="held-out accuracy",
+    )
+    pick = record["pick"]
+    axis.plot([pick["max_lr"]], [pick["holdout_accuracy_mean"]], "o", ms=14, mfc="none", mec="tab:red", label="pick")
+    axis.set_xscale("log")
+    _decorate(axis, "max_lr", "held-out accuracy")
+    loss_axis = axis.twinx()
+    points = [p for p in curve if p["smoothed"] is not None]
+    loss_axis.plot([p["lr"] for p in points], [p["smoothed"] for p in points], color="tab:blue", alpha=0.5)
+    loss_axis.set_ylabel("LR range test: smoothed training loss", color="tab:blue")
+    for (rule, lr), style in zip(record["rules"].items(), ("-", "-.", "--", ":", (0, (1, 3)))):
+        if lr:
+            axis.axvline(lr, color="grey", ls=style, lw=1, label=f"{rule}: {lr:.3g}")
+    axis.legend(fontsize=8, loc="lower left")
+    _save(figure, title, path)
+
+
 def _decorate(axis, xlabel, ylabel, line=None):
     if line is not None:
         axis.axhline(line, color="grey", ls="--", lw=1)

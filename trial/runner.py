@@ -20,10 +20,11 @@ from absl import logging
 from configs.base import ConfigError, with_overrides
 from configs.validation import validate
 from training import report, trainer
+from training.faults import RunInterrupted
 from training.optimization import schedule_curves
 from training.plan import peak_lr
 from training.strategy import from_config, is_chief
-from training.workdir import finished_summary
+from training.workdir import finished_summary, read_json
 from trial import aggregate, plots, tables
 
 
@@ -35,10 +36,15 @@ def run_trial(config, workdir, strategy=None):
     for index in range(config.trial.runs):
         seed = config.seed + index
         run_dir = os.path.join(workdir, f"seed{seed}")
-        summary = finished_summary(run_dir, config)
+        summary = finished_summary(run_dir, config) or _diverged_summary(run_dir)
         if summary is None:
             logging.info("trial %s: run %d of %d (seed %d) in %s", workdir, index + 1, config.trial.runs, seed, run_dir)
-            summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy)
+            try:
+                summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy)
+            except RunInterrupted as interrupted:
+                if interrupted.status != "diverged":
+                    raise
+                summary = interrupted.summary  # a result of the trial (this config diverges at this seed): go on
         else:
             logging.info("trial %s: seed %d already finished in %s", workdir, seed, run_dir)
         runs.append(summary)
@@ -59,6 +65,14 @@ def run_trial(config, workdir, strategy=None):
         plots.plot_schedules({config.schedule: (lrs, momenta)}, os.path.join(workdir, "schedule.png"), title)
         logging.info("trial written to %s: trial.md, trial.json, trial.png, schedule.png", workdir)
     return record
+
+
+def _diverged_summary(run_dir):
+    """The summary of a run that diverged in `run_dir`, or None: rerunning it would diverge again, so a resumed
+    trial keeps it as the run's result."""
+    path = os.path.join(run_dir, "summary.json")
+    summary = read_json(path) if os.path.exists(path) else None
+    return summary if summary and summary["status"] == "diverged" else None
 
 
 def run_comparison(config, workdir, strategy=None):

@@ -88,6 +88,45 @@ def comparison_markdown(title, record):
     return "\n".join(lines + ["", _conventions(record)]) + "\n"
 
 
+def lr_tune_markdown(title, record):
+    pick, budget = record["pick"], record["budget"]
+    lines = [
+        f"# LR tune: {title}",
+        "",
+        f"Each candidate trained {budget['epochs']} of the config's {budget['of_config_epochs']} epochs with 1Cycle, "
+        f"{budget['runs_per_candidate']} seed(s) each, and was judged by its final accuracy on "
+        f"{_holdout(record['holdout'])} held out of the training set. The test split was not read.",
+        "",
+        _row(["max_lr", "--config.lr", "held-out acc (mean ± std)", "runs", "wall s", ""]),
+        _row(["---"] * 6),
+    ]
+    for candidate in record["candidates"]:
+        lines.append(
+            _row(
+                [
+                    f"{candidate['max_lr']:.3g}",
+                    f"{candidate['config_lr']:.4g}",
+                    f"{_pct(candidate['holdout_accuracy_mean'])} ± {_pct(candidate['holdout_accuracy_std'])}",
+                    candidate["runs"],
+                    _num(candidate["wall_seconds"], 0),
+                    "**pick**" if candidate == pick else "",
+                ]
+            )
+        )
+    rules = ", ".join(f"{rule} {lr:.3g}" for rule, lr in record["rules"].items() if lr is not None)
+    seconds = record["seconds"]
+    lines += [
+        "",
+        f"The LR range test's rules (max_lr): {rules}. Time: the sweep {_num(seconds['sweep'], 0)} s, the "
+        f"candidates {_num(seconds['candidates'], 0)} s. {record['lr_rule']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _holdout(holdout):
+    return f"{100 * holdout:g}%" if holdout < 1 else f"{int(holdout)} examples"
+
+
 def _to_threshold_rows(summary):
     rows = []
     for key, label in (("epoch", "epochs"), ("train_seconds", "train seconds"), ("dawnbench_seconds", "dawnbench s")):
