@@ -320,5 +320,6 @@ class LossScaleOptimizer(keras.optimizers.LossScaleOptimizer):
         context = tf.distribute.get_replica_context()
         if context is None or context.num_replicas_in_sync == 1:
             return finite
-        overflowing_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.int32))
-        return tf.equal(overflowing_replicas, 0)
+        # float32, not int32: GPU collectives (MultiWorkerMirroredStrategy's) refuse to all-reduce int32
+        overflowing_replicas = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(~finite, tf.float32))
+        return tf.equal(overflowing_replicas, 0.0)

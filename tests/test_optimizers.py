@@ -244,8 +244,17 @@ def test_keras_file_round_trip_keeps_schedule_and_state(tmp_path, make_optimizer
     np.testing.assert_allclose(model.get_weights()[0], restored.get_weights()[0], rtol=1e-6)
 
 
-def test_float16_overflow_on_one_replica_skips_the_step_on_all(two_replicas):
+def test_float16_overflow_on_one_replica_skips_the_step_on_all(two_replicas, monkeypatch):
     strategy = two_replicas
+    reduced = []  # the dtypes all-reduced across replicas: GPU collectives refuse int32
+    all_reduce = tf.distribute.ReplicaContext.all_reduce
+    monkeypatch.setattr(
+        tf.distribute.ReplicaContext,
+        "all_reduce",
+        lambda self, op, value, options=None: (
+            reduced.extend(t.dtype for t in tf.nest.flatten(value)) or all_reduce(self, op, value, options)
+        ),
+    )
     with strategy.scope():
         optimizer = onecycle.LossScaleOptimizer(onecycle.SGD(schedule()))
         weights = tf.Variable([1.0, 2.0])
@@ -261,6 +270,7 @@ def test_float16_overflow_on_one_replica_skips_the_step_on_all(two_replicas):
         strategy.run(replica_step)
 
     step(tf.constant(1))  # only the second replica overflows
+    assert reduced and tf.int32 not in reduced
     for replica_weights in weights.values:
         np.testing.assert_array_equal(replica_weights.numpy(), [1.0, 2.0])
     assert int(optimizer.iterations.numpy()) == 0  # the schedule does not advance on a skipped step
