@@ -15,7 +15,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from onecycle.lr_range import ExponentialSweep, plot_sweep, smooth, suggest
+from onecycle.lr_range import RULES, ExponentialSweep, plot_sweep, smooth, suggest
 from onecycle.optimizers import ScheduledMomentum
 from onecycle.schedule import OneCycle
 
@@ -136,8 +136,9 @@ class LRFinder(keras.callbacks.Callback):
     (`onecycle.lr_range.ExponentialSweep` at `optimizer.iterations`). Each step's loss is smoothed
     (`smoothing`, bias-corrected); the sweep stops when the smoothed loss passes 4x its minimum or the loss is
     not finite. Afterwards the model's weights, the optimizer's state and its learning rate are put back as
-    they were, so the same model can then be trained. `suggestion` holds the valley rule's `max_lr` (see
-    `onecycle.lr_range.suggest`); `lrs`, `losses` (smoothed, as in the notebook) and `raw_losses` the curve.
+    they were, so the same model can then be trained. `suggestion` holds `rule`'s `max_lr` and what the other
+    rules read (see `onecycle.lr_range.suggest`); `lrs`, `losses` (smoothed, as in the notebook) and
+    `raw_losses` the curve.
 
     Keras reports a running mean of the loss over the epoch; the loss of the last step (or, under
     `steps_per_execution`, of the last execution) is recovered from two consecutive means.
@@ -148,6 +149,8 @@ class LRFinder(keras.callbacks.Callback):
         max_steps: steps of the sweep, at most. Default 100.
         smoothing: the loss's exponential smoothing. Default 0.9.
         divergence: stop once the smoothed loss passes this multiple of its minimum. Default 4.
+        rule: how `suggestion["suggested_max_lr"]` is read: "onecycle" (where the smoothed loss stops falling,
+            for 1Cycle's max_lr; the default), or fastai's "valley", "minimum_over_10" or "steepest".
 
     Example:
         >>> finder = onecycle.LRFinder(start_lr=1e-5, end_lr=10.0, max_steps=200)
@@ -155,8 +158,11 @@ class LRFinder(keras.callbacks.Callback):
         >>> finder.suggestion["suggested_max_lr"], finder.plot()
     """
 
-    def __init__(self, start_lr=1e-7, end_lr=10.0, max_steps=100, smoothing=0.9, divergence=4.0):
+    def __init__(self, start_lr=1e-7, end_lr=10.0, max_steps=100, smoothing=0.9, divergence=4.0, rule="onecycle"):
         super().__init__()
+        if rule not in RULES:
+            raise ValueError(f"LRFinder: rule must be one of {RULES}, got {rule!r}")
+        self.rule = rule
         self.sweep = ExponentialSweep(start_lr, end_lr, int(max_steps))
         self.max_steps, self.smoothing, self.divergence = int(max_steps), smoothing, divergence
         self.lrs, self.losses, self.raw_losses, self.suggestion = [], [], [], None
@@ -202,7 +208,7 @@ class LRFinder(keras.callbacks.Callback):
         optimizer._learning_rate = self._previous_lr
         self.model.make_train_function(force=True)
         finite = [(lr, s) for lr, s in zip(self.lrs, self.losses) if np.isfinite(s)]
-        self.suggestion = suggest([lr for lr, _ in finite], [s for _, s in finite])
+        self.suggestion = suggest([lr for lr, _ in finite], [s for _, s in finite], rule=self.rule)
         for key in ("warning", "note"):
             if self.suggestion.get(key):
                 logging.warning("LRFinder: %s", self.suggestion[key])
