@@ -92,7 +92,13 @@ def define_flags(values, argv):
         flag_values=values,
         sys_argv=argv,
     )
-    flags.DEFINE_string("workdir", "runs/quickstart", "Checkpoints, logs and reports go here.", flag_values=values)
+    flags.DEFINE_string(
+        "workdir",
+        None,
+        "Checkpoints, logs and reports go here. Default: runs/<config file's name> for --mode=train, "
+        "runs/<config file's name>.<mode> for the other modes (runs/quickstart, runs/quickstart_race.trial).",
+        flag_values=values,
+    )
     flags.DEFINE_enum(
         "mode",
         "train",
@@ -157,7 +163,8 @@ def main(argv):
     from training.workdir import WorkdirError
 
     try:
-        dispatch(FLAGS.config, FLAGS.workdir)
+        config_file = config_flags.get_config_filename(FLAGS["config"])
+        dispatch(FLAGS.config, FLAGS.workdir or default_workdir(config_file, FLAGS.mode))
     except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was
         sys.exit(interrupted.exit_code)
     except DiskFull as error:
@@ -195,6 +202,13 @@ def dispatch(config, workdir):
         train_and_evaluate(config, workdir)
 
 
+def default_workdir(config_file, mode):
+    """runs/<config name> for training, runs/<config name>.<mode> for the other modes: each its own folder, so
+    that a sweep or a trial never lands in (or is refused as a change of) a training run's workdir."""
+    name = os.path.splitext(os.path.basename(config_file))[0]
+    return os.path.join("runs", name if mode == "train" else f"{name}.{mode}")
+
+
 def training_command(argv, config_lr):
     """The command line `argv` ran, as the command that trains it with `--config.lr=config_lr`: every other flag
     kept as given, the mode and the workdir replaced (a workdir named after the config and the rate)."""
@@ -208,10 +222,10 @@ def training_command(argv, config_lr):
         else:
             kept.append(argument)
     config_file = next((a.partition("=")[2] for a in kept if a.startswith("--config=")), "configs/quickstart.py")
-    name = os.path.splitext(os.path.basename(config_file))[0]
     program = "python train.py" if argv[0].endswith(".py") else os.path.basename(argv[0])
     rate = f"{config_lr:.4g}"
-    return shlex.join([*program.split(), *kept, f"--config.lr={rate}", f"--workdir=runs/{name}_lr{rate}"])
+    workdir = f"{default_workdir(config_file, 'train')}_lr{rate}"
+    return shlex.join([*program.split(), *kept, f"--config.lr={rate}", f"--workdir={workdir}"])
 
 
 def cli():

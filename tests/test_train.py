@@ -162,3 +162,11 @@ def test_the_printed_command_trains_the_swept_config_with_only_lr_changed():
     assert trained.mode == "train" and trained.workdir == "runs/cifar10_resnet9_lr0.0975"
     assert trained.config == dataclasses.replace(original.config, lr=0.0975)
     assert original.config.width == 0.25 and original.config.trial.arms == ("schedule=step", "lr=0.2 epochs=3")
+
+
+def test_each_config_and_mode_has_a_workdir_of_its_own():
+    import train
+
+    assert train.default_workdir("/x/configs/quickstart.py", "train") == os.path.join("runs", "quickstart")
+    assert train.default_workdir("configs/quickstart_race.py", "trial") == os.path.join("runs", "quickstart_race.trial")
+    assert train.default_workdir("configs/quickstart.py", "lr_tune") == os.path.join("runs", "quickstart.lr_tune")
