@@ -15,8 +15,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVIRONMENT = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
-def start(workdir, *flags, script="train.py", log_name="train.log", environment=None):
-    """Starts `script` (train.py, or tests/run_with_fault.py with its arguments first) on the quick-start config."""
+def start(workdir, *flags, script="train.py", log_name="train.log", environment=None, ignore_sighup=False):
+    """Starts `script` (train.py, or tests/run_with_fault.py with its arguments first) on the quick-start config;
+    with `ignore_sighup`, as `nohup` starts it."""
     command = [sys.executable, *script.split(), "--config=configs/quickstart.py", f"--workdir={workdir}", *flags]
     log = open(os.path.join(workdir, log_name), "a")  # noqa: SIM115 (closed by the child's exit)
     return subprocess.Popen(
@@ -26,6 +27,7 @@ def start(workdir, *flags, script="train.py", log_name="train.log", environment=
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None,
     )
 
 

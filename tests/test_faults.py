@@ -231,8 +231,15 @@ def test_a_disk_that_fills_between_checkpoints_stops_with_its_code_and_the_rerun
     assert_continues_exactly(small_disk, uninterrupted)
 
 
-def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path):
-    lonely = start(tmp_path, *FLAGS, "--config.cluster_wait_seconds=25", environment=worker_environments(2)[0])
+@pytest.mark.parametrize("under_nohup", [False, True])
+def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path, under_nohup):
+    lonely = start(
+        tmp_path,
+        *FLAGS,
+        "--config.cluster_wait_seconds=25",
+        environment=worker_environments(2)[0],
+        ignore_sighup=under_nohup,  # nohup ignores SIGHUP in the process: the watchdog must still end it
+    )
     code = finish(lonely, timeout=120)
     log = (tmp_path / "train.log").read_text()
     assert code == -signal.SIGHUP and EXIT_CODES["peer_lost"] == 128 + signal.SIGHUP, log[-3000:]  # 129 in a shell

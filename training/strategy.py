@@ -4,8 +4,10 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 
 import tensorflow as tf
 
@@ -93,12 +95,18 @@ def bounded_cluster_wait(resolver, seconds, first_note=10.0, note_every=60.0):
     members = ", ".join(f"{job} {address}" for job, tasks in spec.items() for address in tasks)
     who = f"{resolver.task_type} {resolver.task_id}"
     arguments = [str(os.getpid()), str(seconds), str(first_note), str(note_every), who, members]
+    # Under nohup (or any launcher that ignores SIGHUP) the watchdog's SIGHUP would be ignored and the wait
+    # endless: its default action, ending the process, holds while the cluster forms.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL) if in_main_thread else None
     watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, *arguments])
     try:
         yield
     finally:
         watchdog.kill()
         watchdog.wait()
+        if in_main_thread:
+            signal.signal(signal.SIGHUP, previous)
 
 
 def _slurm_tasks():
