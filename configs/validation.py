@@ -134,7 +134,7 @@ def _check_ranges(config):
         _fail(f"--config.weight_decay must be >= 0 (0: none), got {config.weight_decay}")
     if config.image_size is not None and min(config.image_size) < 1:
         _fail(f"--config.image_size must be positive (height,width), got {config.image_size}")
-    if config.holdout < 0 or (config.holdout >= 1 and config.holdout != int(config.holdout)):
+    if config.holdout and not _is_holdout(config.holdout):
         _fail(
             f"--config.holdout is a fraction of the training set in (0, 1) or a whole count of examples "
             f"(0: none), got {config.holdout}"
@@ -257,6 +257,11 @@ def _check_lr_find(settings):
         _fail(f"--config.lr_find.rule={settings.rule!r} is not one of {LR_RULES}")
 
 
+def _is_holdout(value):
+    """A part of a training set to hold out: a fraction in (0, 1), or a whole count >= 1."""
+    return 0 < value < 1 or (value >= 1 and value == int(value))
+
+
 def _check_lr_tune(settings):
     if settings.candidates < 2:
         _fail(f"--config.lr_tune.candidates must be >= 2 to choose between, got {settings.candidates}")
@@ -265,7 +270,7 @@ def _check_lr_tune(settings):
             f"--config.lr_tune needs epochs >= 0 (0: a quarter of config.epochs) and runs >= 1, got "
             f"{settings.epochs} and {settings.runs}"
         )
-    if settings.holdout <= 0 or (settings.holdout >= 1 and settings.holdout != int(settings.holdout)):
+    if not _is_holdout(settings.holdout):
         _fail(
             f"--config.lr_tune.holdout is a fraction of the training set in (0, 1) or a whole count of examples, "
             f"got {settings.holdout}"
