@@ -134,15 +134,17 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     def _interpolate(self, step, values):
         with tf.name_scope("OneCycle"):
             step = tf.clip_by_value(tf.cast(step, tf.float32), 0.0, self._boundaries[-1])
-            boundaries = tf.constant(self._boundaries, tf.float32)
-            # Phase k holds steps in (boundaries[k], boundaries[k + 1]]; step 0 belongs to phase 0.
-            phase = tf.searchsorted(boundaries[1:-1], tf.reshape(step, [-1]), side="left")
-            phase = tf.reshape(phase, tf.shape(step))
-            start, end = tf.gather(boundaries, phase), tf.gather(boundaries, phase + 1)
-            # Both fractions come straight from step counts: 1 - done would lose float32 digits near the end.
-            done, left = (step - start) / (end - start), (end - step) / (end - start)
-            values = tf.constant(values, tf.float32)
-            return anneal(self.anneal_strategy, tf.gather(values, phase), tf.gather(values, phase + 1), done, left)
+            # Phase k holds steps in (boundaries[k], boundaries[k + 1]]; step 0 belongs to phase 0. Each phase's
+            # value is computed and the step's is selected elementwise: float ops only, so on a GPU nothing of
+            # the lookup waits for a copy to the host (an index would be an int32, which lives there).
+            value = None
+            for k in reversed(range(len(self._boundaries) - 1)):
+                start, end = self._boundaries[k], self._boundaries[k + 1]
+                # Both fractions come straight from step counts: 1 - done would lose float32 digits near the end.
+                done, left = (step - start) / (end - start), (end - step) / (end - start)
+                phase = anneal(self.anneal_strategy, values[k], values[k + 1], done, left)
+                value = phase if value is None else tf.where(step <= end, phase, value)
+            return value
 
     def get_config(self):
         return {
