@@ -30,8 +30,9 @@ def random_crop(images, padding, seed):
     batch, height, width = tf.shape(images)[0], images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [padding, padding], [padding, padding], [0, 0]], mode="REFLECT")
     offsets = tf.random.stateless_uniform([batch, 2], seed, minval=0, maxval=2 * padding + 1, dtype=tf.int32)
-    rows = offsets[:, :1] + tf.range(height)
-    columns = offsets[:, 1:] + tf.range(width)
+    offsets = tf.cast(offsets, tf.int64)  # on a GPU int32 ones would be sliced on the host, a copy every step
+    rows = offsets[:, :1] + tf.range(height, dtype=tf.int64)
+    columns = offsets[:, 1:] + tf.range(width, dtype=tf.int64)
     cropped = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(cropped, columns, axis=2, batch_dims=1)
 

@@ -52,8 +52,10 @@ def normalise(images, data):
 
 
 def epoch_order(num_examples, seed, epoch):
-    """Epoch `epoch`'s order of the training examples: a permutation that is a function of (seed, epoch) only."""
-    return tf.random.experimental.stateless_shuffle(tf.range(num_examples), seed=[seed, epoch])
+    """Epoch `epoch`'s order of the training examples: a permutation that is a function of (seed, epoch) only.
+
+    int64, the index type GPU kernels hold in device memory (int32 tensors live on the host there)."""
+    return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), seed=[seed, epoch])
 
 
 def resident_batch(images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation, order=None):
@@ -67,11 +69,19 @@ def resident_batch(images, labels, data, global_batch, num_replicas, seed, step,
     epoch, position = step // epoch_steps, step % epoch_steps
     start = position * global_batch + replica * per_replica
     order = epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch) if order is None else order
-    indices = tf.slice(order, [start], [per_replica])
-    batch = normalise(tf.gather(images, indices), data)
+    indices = tf.gather(order, start + tf.range(per_replica, dtype=tf.int64))  # a slice whose start stays on the device
+    batch = normalise(_gather(images, indices), data)
     if augmentation is not None:
         batch = augment(batch, tf.stack([tf.constant(seed, tf.int64), step * num_replicas + replica]), augmentation)
-    return batch, tf.gather(labels, indices)
+    return batch, _gather(labels, indices)
+
+
+def _gather(values, indices):
+    """`tf.gather` of a variable's rows as `ResourceGather`: a mirrored variable read whole would be gathered by
+    `GatherV2`, which has no GPU kernel for uint8."""
+    if isinstance(values, tf.Variable):  # in a replica's step, a mirrored variable's handle is that replica's copy
+        return tf.raw_ops.ResourceGather(resource=values.handle, indices=indices, dtype=values.dtype)
+    return tf.gather(values, indices)
 
 
 def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None):

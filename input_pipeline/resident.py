@@ -31,8 +31,9 @@ class ResidentTrainingSet:
         images, labels = _synthetic_on_device(data, seed) if data.synthetic else (data.train_images, data.train_labels)
         with strategy.scope():
             self.images = tf.Variable(images, trainable=False, name="resident_images", dtype=tf.uint8)
-            self.labels = tf.Variable(labels, trainable=False, name="resident_labels", dtype=tf.int32)
-            self.order = tf.Variable(tf.zeros([data.num_train], tf.int32), trainable=False, name="epoch_order")
+            # int64: GPUs hold no int32 variable (it would live on the host, gathered there every step)
+            self.labels = tf.Variable(labels, trainable=False, name="resident_labels", dtype=tf.int64)
+            self.order = tf.Variable(tf.zeros([data.num_train], tf.int64), trainable=False, name="epoch_order")
             self.order_epoch = tf.Variable(tf.constant(-1, tf.int64), trainable=False, name="epoch_of_order")
 
     def refresh(self, step):
@@ -73,6 +74,6 @@ def _synthetic_on_device(data, seed):
         return tf.cast(tf.random.stateless_uniform(data.train_images.shape, seed, maxval=256, dtype=tf.int32), tf.uint8)
 
     def labels():
-        return tf.random.stateless_uniform(data.train_labels.shape, seed + 1, maxval=data.num_classes, dtype=tf.int32)
+        return tf.random.stateless_uniform(data.train_labels.shape, seed + 1, maxval=data.num_classes, dtype=tf.int64)
 
     return images, labels

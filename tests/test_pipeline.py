@@ -131,3 +131,13 @@ def test_resident_batches_are_the_tf_data_batches(two_replicas, replicas):
             )
             np.testing.assert_array_equal(resident[0].numpy(), fed_images)
             np.testing.assert_array_equal(resident[1].numpy(), fed_labels)
+
+
+@pytest.mark.parametrize("num_examples, seed, epoch", [(10, 0, 0), (1000, 7, 3), (50000, 1234, 17)])
+def test_the_int64_epoch_order_is_the_int32_permutation_of_before(num_examples, seed, epoch):
+    """The order became int64 (GPU kernels keep int64 in device memory, int32 on the host): the same permutation,
+    so runs and checkpoints from before see the same batches."""
+    before = tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int32), seed=[seed, epoch])
+    after = input_pipeline.pipeline.epoch_order(num_examples, seed, epoch)
+    assert after.dtype == tf.int64
+    np.testing.assert_array_equal(after.numpy(), before.numpy())

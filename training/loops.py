@@ -33,7 +33,9 @@ class Sums:
 
     def add(self, per_example_loss, logits, labels, weights):
         self.loss.assign_add(tf.reduce_sum(per_example_loss * weights))
-        correct = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels), tf.float32)
+        # int64: on a GPU an int32 argmax would be compared on the host, a copy every step
+        predicted = tf.argmax(logits, axis=-1, output_type=tf.int64)
+        correct = tf.cast(tf.equal(predicted, tf.cast(labels, tf.int64)), tf.float32)
         self.correct.assign_add(tf.reduce_sum(correct * weights))
         self.count.assign_add(tf.reduce_sum(weights))
 
