@@ -71,11 +71,15 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
     train_input = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
-        if resident:
-            resident.refresh(train_input.numpy())
-        train_loop(train_input, tf.constant(num_steps))
-        if resident:
-            train_input.assign_add(num_steps)
+        while num_steps:
+            steps = num_steps
+            if resident:  # a call ends at its epoch's end, where the resident set's order changes
+                steps = min(steps, resident.steps_left_in_epoch(train_input.numpy()))
+                resident.refresh(train_input.numpy(), steps)
+            train_loop(train_input, tf.constant(steps))
+            if resident:
+                train_input.assign_add(steps)
+            num_steps -= steps
         optimizer.iterations.numpy()  # wait for the device
 
     return Variant(name, run, config.batch_size)

@@ -62,14 +62,15 @@ def resident_batch(images, labels, data, global_batch, num_replicas, seed, step,
     """Replica `replica`'s batch of global step `step`, gathered from the whole training set held in `images` and
     `labels` (tensors on the replica's device): the same examples, normalisation and augmentation as
     `train_dataset` gives that replica at that step, computed inside the training step from (seed, step).
-    `order`: the step's epoch's `epoch_order`, if the caller has it cached (else it is computed here)."""
+    `order`: the step's epoch's `epoch_order` (a tensor or variable), if the caller holds it (else it is
+    computed here)."""
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     step, replica = tf.cast(step, tf.int64), tf.cast(replica, tf.int64)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     epoch, position = step // epoch_steps, step % epoch_steps
     start = position * global_batch + replica * per_replica
     order = epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch) if order is None else order
-    indices = tf.gather(order, start + tf.range(per_replica, dtype=tf.int64))  # a slice whose start stays on the device
+    indices = _gather(order, start + tf.range(per_replica, dtype=tf.int64))  # a slice whose start stays on the device
     batch = normalise(_gather(images, indices), data)
     if augmentation is not None:
         batch = augment(batch, tf.stack([tf.constant(seed, tf.int64), step * num_replicas + replica]), augmentation)

@@ -358,7 +358,7 @@ def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypat
     assert progress == ["step 2", "step 3", "step 4"]  # steps 1..4 by time (1: the compiling call); 5 is logged
 
 
-def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
+def test_the_resident_sets_batches_are_the_pipelines_and_a_call_may_not_cross_an_epoch():
     import input_pipeline
 
     data = input_pipeline.load("quickstart")
@@ -376,12 +376,13 @@ def test_the_resident_sets_cached_epoch_order_never_changes_a_batch():
             0,
             config.augmentation,
         )
-        for refreshed_at in (None, 0, step, 9):  # never, the first epoch, this step's, a later one
-            if refreshed_at is not None:
-                resident.refresh(refreshed_at)
-            images, labels = resident.batch(tf.constant(step, tf.int64), 0)
-            np.testing.assert_array_equal(images.numpy(), expected[0].numpy())
-            np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
+        resident.refresh(step, resident.steps_left_in_epoch(step))  # the longest call from this step
+        images, labels = resident.batch(tf.constant(step, tf.int64), 0)
+        np.testing.assert_array_equal(images.numpy(), expected[0].numpy())
+        np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
+    assert [resident.steps_left_in_epoch(step) for step in (0, 4, 5, 9)] == [5, 1, 5, 1]
+    with pytest.raises(ValueError, match="a call of 2 steps from step 4 crosses the end of epoch 0 \\(step 5\\)"):
+        resident.refresh(4, 2)
 
 
 @pytest.mark.slow

@@ -189,8 +189,10 @@ class Training:
         else:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
             num_steps = min(num_steps, max(int(report.PROGRESS_SECONDS / clock.step_seconds), 1))
-        if self.resident:
-            self.resident.refresh(self.batches_consumed.numpy())
+        if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
+            consumed = int(self.batches_consumed.numpy())
+            num_steps = min(num_steps, self.resident.steps_left_in_epoch(consumed))
+            self.resident.refresh(consumed, num_steps)
         train_loop = self.loops.train
         clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
         if clock.steady_steps == 0:
