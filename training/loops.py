@@ -82,7 +82,9 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
     def per_example_loss(labels, logits):
         return loss_fn(tf.one_hot(labels, num_classes), tf.cast(logits, tf.float32))
 
-    def forward_backward(images, labels):
+    def forward_backward(images, labels, augmentation_seed=None):
+        if augmentation_seed is not None:  # inside the XLA cluster when compiled, where no seed waits on the host
+            images = augment(images, augmentation_seed, config.augmentation)
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             losses = per_example_loss(labels, logits)
@@ -98,13 +100,13 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
         predict = tf.function(predict, jit_compile=True)
 
     def train_step(images, labels):
+        seed = None
         if config.augment_on_device:
             context = tf.distribute.get_replica_context()
             replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
             step = tf.cast(optimizer.iterations, tf.int64)
             seed = tf.stack([tf.constant(config.seed, tf.int64), step * context.num_replicas_in_sync + replica])
-            images = augment(images, seed, config.augmentation)
-        gradients, losses, logits = forward_backward(images, labels)
+        gradients, losses, logits = forward_backward(images, labels, seed)
         optimizer.apply(gradients, model.trainable_variables)
         train_sums.add(losses, logits, labels, tf.ones_like(losses))
 
