@@ -15,6 +15,7 @@ Giving both 1. and a cycling `OneCycle` is ambiguous and raises; pass `cycle_mom
 import keras
 import tensorflow as tf
 from keras import ops
+from tensorflow.python.distribute import device_util  # the device a traced op lands on (as tf.distribute does)
 
 from onecycle.schedule import OneCycle
 
@@ -72,19 +73,33 @@ class ScheduledMomentum:
         """The momentum for the update being made now (or at `step`), cast to `dtype`."""
         if self._momentum_schedule is None:
             return ops.cast(getattr(self, self._momentum_name), dtype)
-        if step is None and getattr(self, "_momentum_of_this_step", None) is not None:
-            return ops.cast(self._momentum_of_this_step, dtype)
-        return ops.cast(self._momentum_schedule(self._iterations if step is None else step), dtype)
+        if step is not None:
+            return ops.cast(self._momentum_schedule(step), dtype)
+        return ops.cast(self._once_per_step("momentum", lambda: self._momentum_schedule(self._iterations)), dtype)
 
-    def _distributed_tf_update_step(self, distribution, grads_and_vars, learning_rate):
-        """Keras's per-variable updates, with the momentum schedule evaluated once for the step (as Keras does the
-        learning rate) rather than once per variable: measured 4% of a small net's step (benchmarks/README.md)."""
-        if self._momentum_schedule is not None:
-            self._momentum_of_this_step = self._momentum_schedule(self._iterations)
+    def _get_current_learning_rate(self):
+        """The learning rate, once per step and device: Keras reads it again for every decayed variable."""
+        return self._once_per_step("learning_rate", super()._get_current_learning_rate)
+
+    def _backend_apply_gradients(self, grads, trainable_variables):
+        """Keras's step, with each schedule evaluated once per step and device rather than once per variable
+        (measured 4% of a small net's step on a CPU, benchmarks/README.md; on a GPU each evaluation is a few
+        kernel launches per variable)."""
+        self._values_of_this_step = {}
         try:
-            return super()._distributed_tf_update_step(distribution, grads_and_vars, learning_rate)
+            return super()._backend_apply_gradients(grads, trainable_variables)
         finally:
-            self._momentum_of_this_step = None
+            self._values_of_this_step = None
+
+    def _once_per_step(self, name, compute):
+        """`compute()`, reused within one traced step on one device (and one graph: a tf.cond branch has its own)."""
+        values = getattr(self, "_values_of_this_step", None)
+        if values is None or tf.executing_eagerly():
+            return compute()
+        key = (name, tf.compat.v1.get_default_graph(), device_util.current())
+        if key not in values:
+            values[key] = compute()
+        return values[key]
 
     def get_config(self):
         config = super().get_config()

@@ -299,3 +299,46 @@ def test_a_skipped_float16_step_does_not_advance_adams_product(two_replicas):
     for value in product.values:
         np.testing.assert_allclose(value.numpy(), float(schedule().momentum(0)), rtol=1e-6)
     assert int(optimizer.iterations.numpy()) == 1
+
+
+class CountingOneCycle(onecycle.OneCycle):
+    """A OneCycle that counts how often its rate and its momentum are built into a traced step."""
+
+    calls = {"lr": 0, "momentum": 0}
+
+    def __call__(self, step):
+        CountingOneCycle.calls["lr"] += not tf.executing_eagerly()
+        return super().__call__(step)
+
+    def momentum(self, step):
+        CountingOneCycle.calls["momentum"] += not tf.executing_eagerly()
+        return super().momentum(step)
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda s: onecycle.SGD(s, momentum=0.9, nesterov=True, weight_decay=5e-4),
+        lambda s: onecycle.AdamW(s, weight_decay=0.01),
+        lambda s: onecycle.RMSprop(s, weight_decay=1e-3),
+    ],
+    ids=["sgd", "adamw", "rmsprop"],
+)
+def test_each_schedule_is_evaluated_once_per_step_and_replica(two_replicas, replicas, make_optimizer):
+    """Keras reads the learning rate once more for every decayed variable; here three variables share one value
+    per replica's device (the update itself is checked against NumPy above)."""
+    strategy = two_replicas if replicas == 2 else tf.distribute.get_strategy()
+    with strategy.scope():
+        variables = [tf.Variable(tf.ones([3, 3])), tf.Variable(tf.ones([3])), tf.Variable(tf.ones([2, 2]))]
+        optimizer = make_optimizer(CountingOneCycle(0.1, 10))
+        optimizer.build(variables)
+
+    @tf.function
+    def step():
+        strategy.run(lambda: optimizer.apply([tf.ones_like(v) for v in variables], variables))
+
+    CountingOneCycle.calls.update(lr=0, momentum=0)
+    step.get_concrete_function()
+    momentum_reads = 1 if isinstance(optimizer, onecycle.Adam) else 0  # the product's advance, in the replica
+    assert CountingOneCycle.calls == {"lr": replicas, "momentum": replicas * (1 + momentum_reads)}
