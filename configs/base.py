@@ -135,6 +135,10 @@ class Config:
 
     # Bookkeeping (steps)
     seed: int = 0  # initialisation, data order and augmentation; the dataset itself does not depend on it
+    # TensorFlow's op determinism (process-wide, from the first run that sets it). None (auto): on for GPUs and
+    # TPUs, where autotuned kernels and atomics otherwise differ in the low bits from run to run; off on a CPU,
+    # whose kernels are deterministic already and where it cost ~8% of the speed (BUILD.md "Faults")
+    deterministic: bool | None = None
     log_every_steps: int = 100  # a progress line and TensorBoard scalars
     checkpoint_every_steps: int = 1000  # also at the end, and on SIGTERM
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)

@@ -20,7 +20,7 @@ from configs.base import Config, ConfigError
 from configs.validation import validate
 from input_pipeline.resident import ResidentTrainingSet
 from training import setup, trainer
-from training.strategy import resolve_jit_compile
+from training.strategy import resolve_deterministic, resolve_jit_compile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = tiny.RESNET9 | dict(steps_per_loop=4, log_every_steps=4, checkpoint_every_steps=8)
@@ -312,6 +312,26 @@ def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
     """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
     for strategy in (tf.distribute.get_strategy(), two_replicas):
         assert resolve_jit_compile(Config(**overrides), strategy) is expected
+
+
+@pytest.mark.parametrize("overrides, expected", [({}, False), ({"deterministic": True}, True)])
+def test_op_determinism_by_default_only_on_accelerators(overrides, expected, two_replicas):
+    """On this CPU the kernels are deterministic already: off unless asked for (on GPUs and TPUs, on)."""
+    for strategy in (tf.distribute.get_strategy(), two_replicas):
+        assert resolve_deterministic(Config(**overrides), strategy) is expected
+    assert resolve_deterministic(Config(), tf.distribute.MirroredStrategy(["/gpu:0", "/gpu:1"])) is True
+
+
+@pytest.mark.slow
+def test_deterministic_turns_on_tensorflows_op_determinism_before_the_run_is_built(tmp_path):
+    code = (
+        "from configs.base import Config; from training import setup; "
+        "from tensorflow.python.framework import config; "
+        "config_, _, _ = setup.start(Config(deterministic=True)); "
+        "print(config_.deterministic, config.is_op_determinism_enabled())"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ optimizer, in the order of DESIGN.md's data flow.
 import dataclasses
 
 import keras
+import tensorflow as tf
 from absl import logging
 
 import input_pipeline
@@ -62,7 +63,13 @@ def start(config, strategy=None):
                 f"{config.dataset} is read from disk: use --config.input_path=memory"
             )
     strategy = strategy or strategy_lib.from_config(config)
-    config = dataclasses.replace(config, jit_compile=strategy_lib.resolve_jit_compile(config, strategy))
+    config = dataclasses.replace(
+        config,
+        jit_compile=strategy_lib.resolve_jit_compile(config, strategy),
+        deterministic=strategy_lib.resolve_deterministic(config, strategy),
+    )
+    if config.deterministic:  # before anything is built: it chooses the kernels
+        tf.config.experimental.enable_op_determinism()
     return config, strategy, placement
 
 

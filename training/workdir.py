@@ -26,6 +26,7 @@ RESUMABLE_FIELDS = frozenset(
         "slurm_port_base",
         "cluster_wait_seconds",
         "jit_compile",
+        "deterministic",
         "steps_per_loop",
         "eval_every_epochs",
         "eval_flip",
