@@ -34,7 +34,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # a registry miss is logged as a warning by TensorFlow
 
 import tensorflow as tf  # noqa: E402
-from tensorflow.core.framework import node_def_pb2  # noqa: E402
+from tensorflow.core.framework import kernel_def_pb2, node_def_pb2  # noqa: E402
 from tensorflow.python.framework import kernels, op_def_registry  # noqa: E402
 from tensorflow.python.util import _pywrap_kernel_registry  # noqa: E402
 
@@ -165,6 +165,11 @@ class _Walk:
             for name in called:
                 if name in self.library:
                     self.function(self.library[name].node_def, inner, xla)
+            if node.op in BRANCH_OPS and not in_xla:  # lowered to Switch, which takes its predicate in host memory
+                predicate = op_def_registry.get(node.op).input_arg[0].name
+                self._host_inputs(
+                    node, kernel_def_pb2.KernelDef(host_memory_arg=[predicate]), by_name, memory, where, folded
+                )
             if in_xla or called:
                 continue
             kernel = self.registry.gpu_kernel(node)
@@ -292,7 +297,7 @@ def audit_config(config, strategy, registry=None, name=""):
     eval_data, eval_steps = input_pipeline.eval_dataset(strategy, run.data, config.batch_size)
     evaluate = made.eval.get_concrete_function(iter(eval_data), tf.constant(eval_steps))
     variables = run.model.weights + run.optimizer.variables + [batches_consumed]
-    variables += [resident.images, resident.labels, resident.order, resident.order_epoch] if resident else []
+    variables += [resident.images, resident.labels, resident.order] if resident else []
     audit_variables(variables, findings, registry)
     audit_function(train, "train call", findings, registry)
     audit_function(evaluate, "eval call", findings, registry)
