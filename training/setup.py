@@ -34,8 +34,11 @@ class Run:
     optimizer: object
 
 
+RESOLVED_FIELDS = ("jit_compile", "deterministic")  # auto (None) in a config, resolved by `start` for the strategy
+
+
 def start(config, strategy=None):
-    """(config with `jit_compile` resolved, strategy, the data's placement): every check that needs no data.
+    """(config with `RESOLVED_FIELDS` resolved, strategy, the data's placement): every check that needs no data.
 
     Raises `ConfigError` or `input_pipeline.DatasetError` before any file is read whole or written.
     """

@@ -25,6 +25,7 @@ from configs.validation import validate
 from onecycle.lr_range import RULES
 from training import report
 from training.lr_find import find_lr
+from training.setup import RESOLVED_FIELDS
 from training.strategy import from_config, is_chief
 from training.workdir import read_json
 from trial import plots, tables
@@ -126,11 +127,11 @@ def _sweep(config, workdir, strategy):
     path = os.path.join(workdir, "lr_find.json")
     if os.path.exists(path):
         record = read_json(path)
-        ran = {key: value for key, value in record["config"].items() if key != "jit_compile"}  # resolved there
+        ran = {key: value for key, value in record["config"].items() if key not in RESOLVED_FIELDS}  # resolved there
         asked = {
             key: value
             for key, value in json.loads(json.dumps(dataclasses.asdict(config))).items()
-            if key != "jit_compile"
+            if key not in RESOLVED_FIELDS
         }
         if ran == asked:
             logging.info("lr_tune: the LR range test already ran in %s; reading it back", workdir)
