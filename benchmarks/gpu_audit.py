@@ -39,7 +39,6 @@ from tensorflow.python.framework import kernels, op_def_registry  # noqa: E402
 from tensorflow.python.util import _pywrap_kernel_registry  # noqa: E402
 
 import input_pipeline  # noqa: E402
-from input_pipeline.resident import ResidentTrainingSet  # noqa: E402
 from training import loops, setup  # noqa: E402
 
 SHIPPED = ("quickstart", "quickstart_race", "cifar10_airbench", "cifar10_resnet9", "imagenette", "imagenet_resnet50")
@@ -145,7 +144,7 @@ class _Walk:
         """Audits `nodes` (a graph's or a function's), which run once per `where` ("train call", "eval step",
         ...), inside an XLA cluster or not; recurses into the functions they call."""
         by_name = {node.name: node for node in nodes}
-        folded = _folded(nodes, by_name)
+        folded = _folded(nodes)
         memory = {}  # node name -> its GPU KernelDef
         for node in nodes:
             if _is_input_pipeline(node.op) or node.op in ("NoOp", "Placeholder") or node.name in folded:
@@ -196,7 +195,7 @@ class _Walk:
                 self.findings.examples.setdefault(edge, node.name)
 
 
-def _folded(nodes, by_name):
+def _folded(nodes):
     """The names of the nodes Grappler's constant folding removes before the graph runs: constants, shapes
     (every shape in these loops is static: fixed batches), and stateless ops of folded inputs only."""
     folded = set()
@@ -281,14 +280,7 @@ def audit_config(config, strategy, registry=None, name=""):
     run = setup.build(config, strategy, placement)
     with strategy.scope():
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
-    augmentation = setup.input_augmentation(config)
-    if config.data_on_device:
-        resident = ResidentTrainingSet(strategy, run.data, config.batch_size, config.seed, augmentation)
-        train_input = batches_consumed
-    else:
-        resident = None
-        dataset = input_pipeline.train_dataset(strategy, run.data, config.batch_size, config.seed, 0, augmentation)
-        train_input = iter(dataset)
+    resident, train_input = setup.training_input(config, strategy, run.data, batches_consumed)
     with recording_reductions(findings):
         made = loops.make_loops(
             strategy, run.model, run.optimizer, config, run.data.num_classes, config.batch_size, resident

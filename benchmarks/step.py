@@ -33,7 +33,6 @@ import models
 import onecycle
 from benchmarks.harness import Variant, alternate, fetching, table
 from configs.base import Config
-from input_pipeline.resident import ResidentTrainingSet
 from training import loops, setup
 from training.optimization import create_optimizer, create_schedule
 from training.plan import peak_lr
@@ -47,7 +46,8 @@ NO_AUGMENTATION = input_pipeline.Augmentation(crop_padding=0, flip=False, cutout
 
 
 def training_variant(name, config, data, feed="pipeline", make_optimizer=None, start_step=0, strategy=None):
-    """Our compiled loop (training.loops) over `feed`: the real input pipeline, or one batch in memory."""
+    """Our compiled loop (training.loops) over `feed`: "pipeline" (tf.data, as the trainer reads it), "device"
+    (the resident training set) or "memory" (one batch, the limit)."""
     strategy = strategy or tf.distribute.get_strategy()
     keras.utils.set_random_seed(0)
     with strategy.scope():
@@ -55,27 +55,24 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
         optimizer = make_optimizer() if make_optimizer else default_optimizer(config, model)
         optimizer.build(model.trainable_variables)
     optimizer.iterations.assign(start_step)
-    resident = None
-    if feed == "pipeline":
-        dataset = input_pipeline.train_dataset(strategy, data, config.batch_size, 0, augmentation=config.augmentation)
-    elif feed == "device":  # the training set on the device: each batch gathered and augmented in the step
-        resident = ResidentTrainingSet(strategy, data, config.batch_size, config.seed, setup.input_augmentation(config))
-        dataset = None
-    else:  # the limit: one normalised batch, already in memory, served again and again
+    if feed == "memory":  # the limit: one normalised batch, already in memory, served again and again
         images = input_pipeline.normalise(data.train_images[: config.batch_size], data)
         dataset = tf.data.Dataset.from_tensors((images, data.train_labels[: config.batch_size])).repeat()
-        dataset = strategy.experimental_distribute_dataset(dataset)
+        resident, train_input = None, iter(strategy.experimental_distribute_dataset(dataset))
+    else:  # the real input: the pipeline, or the training set on the device (gathered and augmented in the step)
+        config = dataclasses.replace(config, data_on_device=feed == "device")
+        with strategy.scope():
+            batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False)
+        resident, train_input = setup.training_input(config, strategy, data, batches_consumed)
     train_loop = loops.make_loops(
         strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
     ).train
-    train_input = tf.Variable(0, dtype=tf.int64) if resident else iter(dataset)  # the global step, or the batches
 
     def run(num_steps):
         while num_steps:
             steps = num_steps
             if resident:  # a call ends at its epoch's end, where the resident set's order changes
-                steps = min(steps, resident.steps_left_in_epoch(train_input.numpy()))
-                resident.refresh(train_input.numpy(), steps)
+                steps = resident.prepare_call(train_input.numpy(), steps)
             train_loop(train_input, tf.constant(steps))
             if resident:
                 train_input.assign_add(steps)

@@ -9,10 +9,10 @@ class ResidentTrainingSet:
     """The training set as variables on every replica's device; `batch(step, replica)` cuts a replica's batch of
     a global step from them inside the compiled step (`resident_batch`: the tf.data path's batch, bit for bit).
 
-    The epoch's order of the examples is held on the device too: `refresh(step, num_steps)`, called on the host
-    before each call into the loop, sets it for the call's epoch (computed on the host, once an epoch). A call
-    never crosses an epoch's end (`steps_left_in_epoch` cuts it there), so the step reads the order with no
-    branch: on a GPU a `tf.cond` waits for its predicate to reach the host, and the shuffle has no GPU kernel.
+    The epoch's order of the examples is held on the device too: `prepare_call(step, most_steps)`, called on the
+    host before each call into the loop, sets it for the call's epoch and cuts the call at the epoch's end, so
+    the step reads the order with no branch: on a GPU a `tf.cond` waits for its predicate to reach the host,
+    and the shuffle has no GPU kernel.
 
     A synthetic training set (throughput trials) is generated on the device from the seed, never copied from the
     host: random images and labels like the host's synthetic set, but not the same values.
@@ -37,26 +37,19 @@ class ResidentTrainingSet:
             self.order = tf.Variable(tf.zeros([data.num_train], tf.int64), trainable=False, name="epoch_order")
         self.order_epoch = None  # the epoch whose order `order` holds
 
-    def steps_left_in_epoch(self, step):
-        """How many steps from global step `step` to its epoch's end: the most a call into the loop may run."""
-        return self.steps_per_epoch - int(step) % self.steps_per_epoch
-
-    def refresh(self, step, num_steps):
-        """Sets the order for a call into the loop over global steps `step` .. `step + num_steps - 1` (a host
-        call, between calls); raises ValueError if they cross an epoch's end."""
-        epoch = int(step) // self.steps_per_epoch
-        if num_steps > self.steps_left_in_epoch(step):
-            raise ValueError(
-                f"a call of {num_steps} steps from step {step} crosses the end of epoch {epoch} (step "
-                f"{(epoch + 1) * self.steps_per_epoch}): cut it at steps_left_in_epoch(step)"
-            )
+    def prepare_call(self, step, most_steps):
+        """How many steps a call into the loop from global step `step` runs: `most_steps`, cut at the end of its
+        epoch, whose order this sets on the device first (host code, between calls; the order is computed once
+        an epoch)."""
+        epoch, offset = divmod(int(step), self.steps_per_epoch)
         if epoch != self.order_epoch:
             self.order.assign(epoch_order(self.data.num_train, self.seed, epoch))
             self.order_epoch = epoch
+        return min(int(most_steps), self.steps_per_epoch - offset)
 
     def batch(self, step, replica):
         """(images, labels) of replica `replica` at global step `step`, inside the compiled step; `step` is in
-        the epoch of the last `refresh`."""
+        the epoch of the last `prepare_call`."""
         return resident_batch(
             self.images,
             self.labels,

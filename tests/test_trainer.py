@@ -378,7 +378,7 @@ def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypat
     assert progress == ["step 2", "step 3", "step 4"]  # steps 1..4 by time (1: the compiling call); 5 is logged
 
 
-def test_the_resident_sets_batches_are_the_pipelines_and_a_call_may_not_cross_an_epoch():
+def test_the_resident_sets_batches_are_the_pipelines_and_a_call_is_cut_at_its_epochs_end():
     import input_pipeline
 
     data = input_pipeline.load("quickstart")
@@ -396,13 +396,11 @@ def test_the_resident_sets_batches_are_the_pipelines_and_a_call_may_not_cross_an
             0,
             config.augmentation,
         )
-        resident.refresh(step, resident.steps_left_in_epoch(step))  # the longest call from this step
+        resident.prepare_call(step, 5)
         images, labels = resident.batch(tf.constant(step, tf.int64), 0)
         np.testing.assert_array_equal(images.numpy(), expected[0].numpy())
         np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
-    assert [resident.steps_left_in_epoch(step) for step in (0, 4, 5, 9)] == [5, 1, 5, 1]
-    with pytest.raises(ValueError, match="a call of 2 steps from step 4 crosses the end of epoch 0 \\(step 5\\)"):
-        resident.refresh(4, 2)
+    assert [resident.prepare_call(step, 3) for step in (0, 2, 4, 5, 9)] == [3, 3, 1, 3, 1]  # cut at an epoch's end
 
 
 @pytest.mark.slow

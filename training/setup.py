@@ -17,6 +17,7 @@ import input_pipeline
 import models
 from configs.base import ConfigError
 from configs.validation import validate
+from input_pipeline.resident import ResidentTrainingSet
 from training import strategy as strategy_lib
 from training.optimization import create_optimizer, create_schedule
 from training.plan import Plan, derive_plan
@@ -128,6 +129,20 @@ def load_data(config, placement=None):
         placement=placement,
         holdout=config.holdout,
     )
+
+
+def training_input(config, strategy, data, batches_consumed):
+    """(the resident training set or None, what the training loop reads): with `config.data_on_device`, the
+    variable `batches_consumed` (the global step of each call's first batch), else an iterator over the
+    distributed dataset from the data position `batches_consumed` holds (a restored one, on a resume)."""
+    augmentation = input_augmentation(config)
+    if config.data_on_device:
+        return ResidentTrainingSet(strategy, data, config.batch_size, config.seed, augmentation), batches_consumed
+    start = int(batches_consumed.numpy())
+    dataset = input_pipeline.train_dataset(
+        strategy, data, config.batch_size, config.seed, start_step=start, augmentation=augmentation
+    )
+    return None, iter(dataset)
 
 
 def input_augmentation(config):

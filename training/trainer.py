@@ -14,7 +14,6 @@ import tensorflow as tf
 from absl import logging
 
 import input_pipeline
-from input_pipeline.resident import ResidentTrainingSet
 from training import checkpoints, export, faults, loops, optimization, report, setup
 from training import workdir as workdir_lib
 from training.plan import itstime, steps_to_next
@@ -76,7 +75,7 @@ class Training:
             self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
         self.manager = self.restore(strategy, checkpoint_dir)
         self.log = report.RunLog(os.path.join(workdir, "history.jsonl"), self.chief, self.step)
-        self.resident, self.train_input = self.training_input(strategy)
+        self.resident, self.train_input = setup.training_input(config, strategy, self.data, self.batches_consumed)
         self.loops = loops.make_loops(
             strategy, self.model, self.optimizer, config, self.data.num_classes, config.batch_size, self.resident
         )
@@ -114,19 +113,6 @@ class Training:
             logging.info("resumed from %s at step %d", restored, self.step)
         self.clock.restored()
         return manager
-
-    def training_input(self, strategy):
-        """(the resident training set or None, what the training loop reads: a variable holding the global step of
-        each call's first batch, or an iterator over the distributed dataset from the restored data position)."""
-        config, augmentation = self.config, setup.input_augmentation(self.config)
-        if config.data_on_device:
-            resident = ResidentTrainingSet(strategy, self.data, config.batch_size, config.seed, augmentation)
-            return resident, self.batches_consumed
-        start = int(self.batches_consumed.numpy())
-        dataset = input_pipeline.train_dataset(
-            strategy, self.data, config.batch_size, config.seed, start_step=start, augmentation=augmentation
-        )
-        return None, iter(dataset)
 
     def run(self):
         """Trains to the plan's end step (or the target), evaluates, exports, and returns the summary."""
@@ -190,9 +176,7 @@ class Training:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
             num_steps = min(num_steps, max(int(report.PROGRESS_SECONDS / clock.step_seconds), 1))
         if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
-            consumed = int(self.batches_consumed.numpy())
-            num_steps = min(num_steps, self.resident.steps_left_in_epoch(consumed))
-            self.resident.refresh(consumed, num_steps)
+            num_steps = self.resident.prepare_call(self.batches_consumed.numpy(), num_steps)
         train_loop = self.loops.train
         clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
         if clock.steady_steps == 0:
