@@ -237,11 +237,18 @@ def cli():
 
 
 def parse_flags(argv):
-    """absl's flag parsing, with a value that does not parse (`--config.batch_size=abc`) as a user error."""
+    """absl's flag parsing, with a value that does not parse (`--config.batch_size=abc`) as a user error; points
+    XLA's persistent cache at the workdir's parent if the config asks for it."""
     try:
-        return FLAGS(argv)
+        remaining = FLAGS(argv)
     except flags.Error as error:
         user_error(str(error))
+    if FLAGS.config.xla_cache:  # here: TensorFlow reads its XLA flags before app.run calls `main`
+        from training import compile_cache
+
+        config_file = config_flags.get_config_filename(FLAGS["config"])
+        compile_cache.enable(compile_cache.directory(FLAGS.workdir or default_workdir(config_file, FLAGS.mode)))
+    return remaining
 
 
 ARGV = list(sys.argv)  # as the user typed it, for the commands the LR modes print

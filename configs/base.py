@@ -139,6 +139,9 @@ class Config:
     # TPUs, where autotuned kernels and atomics otherwise differ in the low bits from run to run; off on a CPU,
     # whose kernels are deterministic already and where it cost ~8% of the speed (BUILD.md "Faults")
     deterministic: bool | None = None
+    # Keep XLA's compiled programs in <the workdir's parent>/xla_cache/tf<version>, so that a restart, a trial's
+    # next seed or a rerun of the config loads them instead of compiling (only with jit_compile on)
+    xla_cache: bool = False
     log_every_steps: int = 100  # a progress line and TensorBoard scalars
     checkpoint_every_steps: int = 1000  # also at the end, and on SIGTERM
     stop_at_step: int | None = None  # stop early with a checkpoint (the schedule stays that of the full run)

@@ -18,6 +18,7 @@ import models
 from configs.base import ConfigError
 from configs.validation import validate
 from input_pipeline.resident import ResidentTrainingSet
+from training import compile_cache
 from training import strategy as strategy_lib
 from training.optimization import create_optimizer, create_schedule
 from training.plan import Plan, derive_plan
@@ -66,6 +67,7 @@ def start(config, strategy=None):
                 f"--config.model={config.model} sets its whitening stem from training images in memory, but "
                 f"{config.dataset} is read from disk: use --config.input_path=memory"
             )
+    compile_cache.prepare(config)
     strategy = strategy or strategy_lib.from_config(config)
     config = dataclasses.replace(
         config,
@@ -74,6 +76,10 @@ def start(config, strategy=None):
     )
     if config.deterministic:  # before anything is built: it chooses the kernels
         tf.config.experimental.enable_op_determinism()
+    if config.xla_cache:
+        logging.info("XLA's compiled programs are kept in %s (config.xla_cache)", compile_cache.enabled_directory())
+        if not config.jit_compile:
+            logging.warning("config.xla_cache keeps XLA's programs, but jit_compile is off: there are none to keep")
     return config, strategy, placement
 
 

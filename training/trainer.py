@@ -14,7 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 import input_pipeline
-from training import checkpoints, export, faults, loops, optimization, report, setup
+from training import checkpoints, compile_cache, export, faults, loops, optimization, report, setup
 from training import workdir as workdir_lib
 from training.plan import itstime, steps_to_next
 from training.strategy import is_chief, num_workers, task_id
@@ -181,6 +181,7 @@ class Training:
         clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
         if clock.steady_steps == 0:
             logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
+            compile_cache.check_written(self.config)
         self.batches_consumed.assign_add(num_steps)
         self.step = int(self.optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
         if not math.isfinite(float(self.loops.train_sums.loss.read_value())):  # the sums since the last log point

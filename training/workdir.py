@@ -27,6 +27,7 @@ RESUMABLE_FIELDS = frozenset(
         "cluster_wait_seconds",
         "jit_compile",
         "deterministic",
+        "xla_cache",
         "steps_per_loop",
         "eval_every_epochs",
         "eval_flip",
