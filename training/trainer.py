@@ -14,14 +14,16 @@ import tensorflow as tf
 from absl import logging
 
 import input_pipeline
-from training import checkpoints, compile_cache, export, faults, loops, optimization, report, setup
+from training import checkpoints, compile_cache, export, faults, loops, optimization, readout, report, setup
 from training import workdir as workdir_lib
 from training.plan import itstime, steps_to_next
 from training.strategy import is_chief, num_workers, task_id
 
 
-def train_and_evaluate(config, workdir, strategy=None):
+def train_and_evaluate(config, workdir, strategy=None, command=None):
     """Trains `config` in `workdir` (resuming from its latest readable checkpoint) and returns the final summary.
+
+    `command`: the command line that started it, recorded in config.json (`--mode=report` lists it).
 
     The summary (also written as `summary.json` by the chief) holds the status, the final and best evaluation,
     the whole evaluation curve, the first evaluation at or above `config.target_accuracy`, and the timers of
@@ -38,35 +40,32 @@ def train_and_evaluate(config, workdir, strategy=None):
             logging.warning("%s finished but its model.keras is missing: exporting it again", workdir)
             finished = None  # the run restores its last checkpoint, has no step left to train, and exports
         if finished:
+            model_path = os.path.join(workdir, "model.keras") if finished["status"] != "stopped" else None
             logging.info(
-                "%s already finished (%s at step %d, eval accuracy %.2f%%): nothing to do; its results are in %s",
-                workdir,
-                finished["status"],
-                finished["steps"],
-                100 * finished["eval_accuracy"],
-                os.path.join(workdir, "summary.json"),
+                "%s already finished: nothing to do\n%s", workdir, readout.result_lines(finished, workdir, model_path)
             )
             return finished
         logging.info(
             "run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there", workdir
         )
-        return Training(config, workdir, strategy, placement, checkpoint_dir, changes).run()
+        return Training(config, workdir, strategy, placement, checkpoint_dir, changes, command).run()
 
 
 class Training:
     """One process's part of a run: built (data, model, optimizer, restored checkpoint, loops), then `run()`."""
 
-    def __init__(self, config, workdir, strategy, placement, checkpoint_dir, changes):
+    def __init__(self, config, workdir, strategy, placement, checkpoint_dir, changes, command=None):
         self.config, self.workdir, self.chief = config, workdir, is_chief(strategy)
         self.workers = num_workers(strategy)
         self.clock = report.Clock()
         run = setup.build(config, strategy, placement)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
-        logging.info("plan: %s", self.plan)
+        logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data.num_train))
         if changes:
             logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
         if self.chief:
             record = {"config": dataclasses.asdict(config), "derived": dataclasses.asdict(self.plan)}
+            record |= {"command": command} if command else {}
             report.write_json(
                 os.path.join(workdir, workdir_lib.CONFIG_FILE), record | _earlier_configs(workdir, changes)
             )
@@ -220,12 +219,13 @@ class Training:
         )
         return faults.RunInterrupted("diverged", step, message, summary)
 
-    def summarize(self, status, step):
-        """The run's summary: written by the chief as summary.json (strict JSON) and returned with its history."""
+    def summarize(self, status, step, model_path=None):
+        """The run's summary: written by the chief as summary.json (strict JSON), logged as a table and returned
+        with its history."""
         summary = report.run_summary(status, step, self.config, self.data, self.plan, self.log.evaluations, self.clock)
         if self.chief:
             report.write_json(os.path.join(self.workdir, "summary.json"), summary | {"history": self.log.train})
-        logging.info("summary: %s", {k: v for k, v in summary.items() if k != "evaluations"})
+        logging.info("run %s:\n%s", status, readout.result_lines(summary, self.workdir, model_path))
         return summary | {"history": self.log.train}
 
     def finish(self):
@@ -233,20 +233,11 @@ class Training:
         config, step = self.config, self.step
         reached_and_stop = self.log.crossing(config.target_accuracy) and config.stop_at_target
         status = "completed" if step >= self.plan.total_steps else "target_reached" if reached_and_stop else "stopped"
-        model_path = os.path.join(self.workdir, "model.keras")
-        if self.chief and status != "stopped":
+        model_path = os.path.join(self.workdir, "model.keras") if status != "stopped" else None
+        if self.chief and model_path:
             with self.ema_weights():
                 export.serving_model(self.model, self.data).save(model_path)
-        summary = self.summarize(status, step)
-        logging.info(
-            "%s at step %d: %s%s; curves: tensorboard --logdir %s",
-            status,
-            step,
-            os.path.join(self.workdir, "summary.json"),
-            f"; the model: {model_path}" if status != "stopped" else "",
-            os.path.join(self.workdir, "tensorboard"),
-        )
-        return summary
+        return self.summarize(status, step, model_path)
 
 
 def _earlier_configs(workdir, changes):

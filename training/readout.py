@@ -1,0 +1,96 @@
+"""What a person reads of a run: its plan when it starts and its results when it ends, as short aligned lines.
+
+The machine-readable records are `config.json` and `summary.json`; these lines are for the terminal, and say
+where those files are.
+"""
+
+import os
+
+
+def aligned(rows):
+    """`(label, value)` rows as lines "  label   value", the values in one column; rows whose value is None are left
+    out."""
+    rows = [(label, value) for label, value in rows if value is not None]
+    width = max(len(label) for label, _ in rows)
+    return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
+
+
+def plan_lines(plan, config, num_train):
+    """The run's plan: its length, batch, peak learning rate and how it runs."""
+    stop = f", stopping at step {plan.end_step:,}" if plan.end_step < plan.total_steps else ""
+    evaluate = f"every {plan.eval_every_steps:,} steps and at the end" if plan.eval_every_steps else "at the end"
+    return aligned(
+        [
+            ("steps", f"{plan.total_steps:,} = {config.epochs:g} epochs x {plan.steps_per_epoch:,} steps{stop}"),
+            (
+                "batch",
+                f"{config.batch_size:,} global = {_count(plan.replicas, 'replica')} x {plan.per_replica_batch:,}, "
+                f"over {num_train:,} training examples",
+            ),
+            ("schedule", f"{config.schedule}, peak lr {plan.max_lr:.4g} ({plan.lr_rule})"),
+            ("evaluation", evaluate),
+            ("runs as", f"{config.precision}, XLA {'on' if plan.jit_compile else 'off'}, input from {plan.input}"),
+        ]
+    )
+
+
+def result_lines(summary, workdir, model_path=None):
+    """A run's results from its summary (`training.report.run_summary`): status, accuracy, target, clocks,
+    speed and files."""
+    evaluations = summary["evaluations"]
+    best = max(evaluations, key=lambda e: e["accuracy"], default=None)
+    split = f"{summary['eval_split']} ({summary['eval_examples']:,} examples)"
+    return aligned(
+        [
+            (
+                "status",
+                f"{summary['status']} at step {summary['steps']:,} of {summary['total_steps']:,} "
+                f"({summary['epochs']:.2f} epochs)",
+            ),
+            (
+                "accuracy",
+                None
+                if best is None
+                else f"{_percent(summary['eval_accuracy'])} final, {_percent(best['accuracy'])} best "
+                f"(epoch {best['epoch']:.2f}), on {split}",
+            ),
+            ("target", _target(summary)),
+            ("seconds", _clocks(summary)),
+            (
+                "speed",
+                None
+                if summary["images_per_second"] is None
+                else f"{summary['images_per_second']:,.0f} images/s over train_seconds "
+                f"({_count(summary['replicas'], 'replica')}, {summary['precision']}, "
+                f"global batch {summary['global_batch']:,})",
+            ),
+            ("files", f"{workdir}: summary.json, history.jsonl, config.json, checkpoints/"),
+            ("model", model_path),
+            ("curves", f"tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"),
+        ]
+    )
+
+
+def _target(summary):
+    if summary["target_accuracy"] is None:
+        return None
+    reached = summary["target"]
+    if reached is None:
+        return f"{_percent(summary['target_accuracy'])} not reached"
+    return (
+        f"{_percent(summary['target_accuracy'])} reached at epoch {reached['epoch']:.2f} "
+        f"(train {reached['train_seconds']:.1f} s, dawnbench {reached['dawnbench_seconds']:.1f} s)"
+    )
+
+
+def _clocks(summary):
+    names = ("train", "compile", "eval", "data", "dawnbench", "wall")
+    return "  ".join(f"{name} {summary[f'{name}_seconds']:.1f}" for name in names)
+
+
+def _count(number, noun):
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _percent(fraction):
+    return f"{100 * fraction:.2f}%"
