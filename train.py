@@ -6,6 +6,7 @@
     python train.py --mode=schedule --config=configs/cifar10_resnet9.py --steps_per_epoch=97
     python train.py --mode=lr_find --workdir=runs/lr_find                # the LR range test: prints a command
     python train.py --mode=lr_tune --workdir=runs/lr_tune                # max_lr picked by short held-out runs
+    python train.py --mode=report                                        # every run under runs/, a line each
 
 Every config field can be overridden (`--config.<field>=<value>`); `--helpconfig` lists them. Rerunning the same
 command in the same workdir resumes from the latest checkpoint at its exact step (a trial: from its interrupted
@@ -96,17 +97,19 @@ def define_flags(values, argv):
         "workdir",
         None,
         "Checkpoints, logs and reports go here. Default: runs/<config file's name> for --mode=train, "
-        "runs/<config file's name>.<mode> for the other modes (runs/quickstart, runs/quickstart_race.trial).",
+        "runs/<config file's name>.<mode> for the other modes (runs/quickstart, runs/quickstart_race.trial); "
+        "--mode=report lists the folder's runs (default: runs).",
         flag_values=values,
     )
     flags.DEFINE_enum(
         "mode",
         "train",
-        ["train", "trial", "lr_find", "lr_tune", "schedule"],
+        ["train", "trial", "lr_find", "lr_tune", "schedule", "report"],
         "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
         "lr_find: the LR range test (config.lr_find), which suggests config.lr. "
         "lr_tune: the LR range test, then short runs at candidate max_lrs judged on a held-out split (config.lr_tune). "
-        "schedule: print and plot the config's learning rate and momentum, without training.",
+        "schedule: print and plot the config's learning rate and momentum, without training. "
+        "report: list every run, trial and LR search under --workdir (default: runs), a line each.",
         flag_values=values,
     )
     flags.DEFINE_integer(
@@ -175,7 +178,13 @@ def main(argv):
 
 
 def dispatch(config, workdir):
-    if FLAGS.mode == "schedule":
+    if FLAGS.mode == "report":
+        from trial.listing import listing
+
+        if not os.path.isdir(workdir):
+            user_error(f"--workdir={workdir}: no such folder to report on (--mode=report lists the runs under it)")
+        print(listing(workdir))
+    elif FLAGS.mode == "schedule":
         from trial.preview import preview_schedule
 
         preview_schedule(config, workdir, FLAGS.steps_per_epoch)
@@ -195,16 +204,28 @@ def dispatch(config, workdir):
     elif FLAGS.mode == "trial":
         from trial import run_comparison, run_trial
 
-        (run_comparison if config.trial.arms else run_trial)(config, workdir)
+        (run_comparison if config.trial.arms else run_trial)(config, workdir, command=command_line(ARGV))
+        print_tables(os.path.join(workdir, "comparison.md" if config.trial.arms else "trial.md"))
     else:
         from training.trainer import train_and_evaluate
 
-        train_and_evaluate(config, workdir)
+        train_and_evaluate(config, workdir, command=command_line(ARGV))
+
+
+def print_tables(path):
+    """Prints the tables of a trial's or comparison's markdown report (`path`, written by the chief), without the
+    clocks' definitions that end it."""
+    if os.path.exists(path):
+        with open(path) as f:
+            text = f.read().partition("\nClocks:")[0].rstrip()
+        print(f"{text}\n\n(clocks defined, plots and every run: {os.path.dirname(path)})")
 
 
 def default_workdir(config_file, mode):
     """runs/<config name> for training, runs/<config name>.<mode> for the other modes: each its own folder, so
     that a sweep or a trial never lands in (or is refused as a change of) a training run's workdir."""
+    if mode == "report":
+        return "runs"  # every run made with a default workdir
     name = os.path.splitext(os.path.basename(config_file))[0]
     return os.path.join("runs", name if mode == "train" else f"{name}.{mode}")
 
@@ -222,10 +243,16 @@ def training_command(argv, config_lr):
         else:
             kept.append(argument)
     config_file = next((a.partition("=")[2] for a in kept if a.startswith("--config=")), "configs/quickstart.py")
-    program = "python train.py" if argv[0].endswith(".py") else os.path.basename(argv[0])
+    program = command_line(argv[:1])
     rate = f"{config_lr:.4g}"
     workdir = f"{default_workdir(config_file, 'train')}_lr{rate}"
     return shlex.join([*program.split(), *kept, f"--config.lr={rate}", f"--workdir={workdir}"])
+
+
+def command_line(argv):
+    """`argv` as a command to type again: `python train.py ...`, or the installed `onecycle-train ...`."""
+    program = ["python", argv[0]] if argv[0].endswith(".py") else [os.path.basename(argv[0])]
+    return shlex.join([*program, *argv[1:]])
 
 
 def cli():

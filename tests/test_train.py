@@ -125,7 +125,30 @@ def test_runs_from_another_directory(tmp_path):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if "trainer.py" in line]
-    assert f"run in {tmp_path / 'run'}" in lines[0] and f"{tmp_path / 'run' / 'summary.json'}" in lines[-1]
+    assert f"run in {tmp_path / 'run'}" in lines[0] and lines[-1].endswith("run stopped:")
+    assert f"  files     {tmp_path / 'run'}: summary.json" in done.stderr  # the table after it
+
+
+@pytest.mark.slow
+def test_a_trial_prints_its_table_and_the_report_lists_it_with_its_command(tmp_path):
+    flags = ["--mode=trial", "--config.trial.runs=2", "--config.stop_at_step=2", f"--workdir={tmp_path / 't'}"]
+    done = run(*flags)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("# Trial: quickstart airbench x0.25, 3 epochs, onecycle")
+    assert "| 0 | stopped |" in done.stdout and "| 1 | stopped |" in done.stdout
+    assert "Clocks:" not in done.stdout and done.stdout.rstrip().endswith(f"every run: {tmp_path / 't'})")
+    listed = run("--mode=report", f"--workdir={tmp_path}")
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:3] == ["folder", "kind", "status"] and row.split()[:4] == ["t", "trial", "2", "runs"]
+    assert row.endswith(f"python {os.path.join(REPO, 'train.py')} {' '.join(flags)}")
+
+
+def test_report_mode_refuses_a_folder_that_does_not_exist(tmp_path):
+    done = run("--mode=report", f"--workdir={tmp_path / 'nowhere'}")
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == (
+        f"error: --workdir={tmp_path / 'nowhere'}: no such folder to report on (--mode=report lists the runs under it)"
+    )
 
 
 def test_the_printed_command_trains_the_swept_config_with_only_lr_changed():
@@ -170,3 +193,4 @@ def test_each_config_and_mode_has_a_workdir_of_its_own():
     assert train.default_workdir("/x/configs/quickstart.py", "train") == os.path.join("runs", "quickstart")
     assert train.default_workdir("configs/quickstart_race.py", "trial") == os.path.join("runs", "quickstart_race.trial")
     assert train.default_workdir("configs/quickstart.py", "lr_tune") == os.path.join("runs", "quickstart.lr_tune")
+    assert train.default_workdir("configs/quickstart.py", "report") == "runs"  # where the others go

@@ -181,3 +181,13 @@ def test_a_run_that_diverges_is_a_result_of_the_trial_not_its_end(tmp_path):
     assert [run["status"] for run in record["runs"]] == ["diverged", "diverged"]
     assert record["aggregate"]["diverged"] == 2 and record["aggregate"]["final_accuracy_mean"] == 0.0
     assert run_trial(config, str(tmp_path))["runs"] == record["runs"]  # read back, not trained again
+
+
+def test_a_comparisons_title_names_only_what_its_arms_share():
+    from trial.runner import arm_configs, comparison_title
+
+    config = Config(**TINY, trial=Trial(arms=("epochs=2", "epochs=3 lr=0.2")))
+    assert comparison_title(config, arm_configs(config)) == "quickstart resnet9 x0.125\nepochs=2 vs epochs=3 lr=0.2"
+    config = Config(**TINY, trial=Trial(arms=("schedule=step", "lr=0.2")))
+    expected = "quickstart resnet9 x0.125, 1 epochs\nschedule=step vs lr=0.2"
+    assert comparison_title(config, arm_configs(config)) == expected

@@ -28,8 +28,10 @@ from training.workdir import finished_summary, read_json
 from trial import aggregate, plots, tables
 
 
-def run_trial(config, workdir, strategy=None):
-    """Runs (or resumes) `config.trial.runs` seeds of `config` in `workdir`; writes and returns the trial record."""
+def run_trial(config, workdir, strategy=None, command=None):
+    """Runs (or resumes) `config.trial.runs` seeds of `config` in `workdir`; writes and returns the trial record.
+
+    `command`: the command line that started it, recorded in the trial's and its runs' files."""
     validate(config)
     strategy = strategy or from_config(config)
     runs = []
@@ -40,7 +42,7 @@ def run_trial(config, workdir, strategy=None):
         if summary is None:
             logging.info("trial %s: run %d of %d (seed %d) in %s", workdir, index + 1, config.trial.runs, seed, run_dir)
             try:
-                summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy)
+                summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy, command)
             except RunInterrupted as interrupted:
                 if interrupted.status != "diverged":
                     raise
@@ -54,7 +56,7 @@ def run_trial(config, workdir, strategy=None):
         "conventions": report.CONVENTIONS,
         "aggregate": aggregate.aggregate(runs, config.target_accuracy, config.trial.price_per_hour),
         "runs": runs,
-    }
+    } | ({"command": command} if command else {})
     if is_chief(strategy):
         title = trial_title(config)
         report.write_json(os.path.join(workdir, "trial.json"), record)
@@ -75,7 +77,7 @@ def _diverged_summary(run_dir):
     return summary if summary and summary["status"] == "diverged" else None
 
 
-def run_comparison(config, workdir, strategy=None):
+def run_comparison(config, workdir, strategy=None, command=None):
     """Runs each of `config.trial.arms` as a trial over the same seeds, then compares them at a common threshold.
 
     The threshold is `config.trial.threshold`, or else the lowest of the arms' mean best accuracies; for each
@@ -83,7 +85,9 @@ def run_comparison(config, workdir, strategy=None):
     """
     arms = arm_configs(config)
     strategy = strategy or from_config(config)
-    trials = {name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy) for name, arm in arms.items()}
+    trials = {
+        name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy, command) for name, arm in arms.items()
+    }
     runs = {name: record["runs"] for name, record in trials.items()}
     threshold = config.trial.threshold or aggregate.common_threshold(runs)
     # Each arm's aggregate, with the figures at the common threshold in place of those at its own target.
@@ -102,9 +106,9 @@ def run_comparison(config, workdir, strategy=None):
         "config": dataclasses.asdict(config),
         "environment": environment(strategy, config),
         "conventions": report.CONVENTIONS,
-    }
+    } | ({"command": command} if command else {})
     if is_chief(strategy):
-        title = f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs\n" + " vs ".join(arms)
+        title = comparison_title(config, arms)
         report.write_json(os.path.join(workdir, "comparison.json"), record)
         with open(os.path.join(workdir, "comparison.md"), "w") as f:
             f.write(tables.comparison_markdown(title, record))
@@ -148,6 +152,25 @@ def environment(strategy, config):
         "precision": config.precision,
         "hostname": socket.gethostname(),
     }
+
+
+def comparison_title(config, arms):
+    """What the arms share (dataset, model and width, epochs: each unless an arm overrides it), then the arms."""
+    differ = {
+        name
+        for arm in arms.values()
+        for name in ("dataset", "model", "width", "epochs")
+        if getattr(arm, name) != getattr(config, name)
+    }
+    shared = [
+        config.dataset if "dataset" not in differ else None,
+        config.model if "model" not in differ else None,
+        f"x{config.width:g}" if "width" not in differ else None,
+    ]
+    title = " ".join(part for part in shared if part)
+    if "epochs" not in differ:
+        title += f", {config.epochs} epochs"
+    return f"{title}\n" + " vs ".join(arms)
 
 
 def trial_title(config):
