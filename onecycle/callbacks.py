@@ -15,6 +15,7 @@ import keras
 import numpy as np
 from absl import logging
 
+from onecycle.figures import new_figure
 from onecycle.lr_range import RULES, ExponentialSweep, plot_sweep, smooth, suggest
 from onecycle.optimizers import ScheduledMomentum
 from onecycle.schedule import OneCycle
@@ -114,10 +115,9 @@ class OneCycleScheduler(keras.callbacks.Callback):
         return np.asarray(self.schedule.momentum(np.arange(self.schedule.total_steps)))
 
     def plot(self):
-        """Learning rate and momentum against the step, side by side; returns the matplotlib figure."""
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(10, 4))
+        """Learning rate and momentum against the step, side by side; returns the pyplot figure (`plt.show()` and
+        notebooks display it)."""
+        figure = new_figure((10, 4))
         lr_axis, momentum_axis = figure.subplots(1, 2)
         lr_axis.plot(self.lrs)
         lr_axis.set_title("Learning Rate")
@@ -214,5 +214,5 @@ class LRFinder(keras.callbacks.Callback):
                 logging.warning("LRFinder: %s", self.suggestion[key])
 
     def plot(self):
-        """Loss against the learning rate, raw and smoothed, the suggestion marked; returns the figure."""
+        """Loss against the learning rate, raw and smoothed, the suggestion marked; returns the pyplot figure."""
         return plot_sweep(self.lrs, self.raw_losses, self.losses, self.suggestion or {})

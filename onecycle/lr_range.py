@@ -12,6 +12,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from onecycle.figures import new_figure
+
 # Below this relative drop of the smoothed loss, from the start of the curve to its minimum, there is no clear
 # descent to read a learning rate from.
 MIN_DESCENT = 0.05
@@ -141,12 +143,12 @@ def _longest_descent(values):
 def plot_sweep(lrs, losses, smoothed, suggestion, path=None, title="LR range test"):
     """Loss against the learning rate (log axis), raw and smoothed, with the suggestions marked.
 
-    Returns the matplotlib figure; with `path`, also saves it as a PNG and closes it. Headless-safe: it draws
-    on a figure of its own, without pyplot's window machinery.
+    Returns the figure: pyplot's, which `plt.show()` and notebooks display (`onecycle.figures.new_figure`); with
+    `path`, it is saved as a PNG from a bare figure that pyplot does not keep.
     """
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8, 5))
+    figure = Figure(figsize=(8, 5)) if path else new_figure((8, 5))
     axis = figure.subplots()
     axis.plot(lrs, losses, color="lightgrey", lw=1, label="loss")
     axis.plot(lrs, smoothed, color="tab:blue", lw=2, label="smoothed loss")

@@ -159,3 +159,18 @@ def test_example_script_runs_and_its_schedule_is_onecycle():
         assert int(words[3]) == 8 * epoch
         assert float(words[5]) == pytest.approx(float(schedule(8 * epoch)), rel=1e-5)
         assert float(words[9]) == pytest.approx(float(schedule.momentum(8 * epoch)), abs=1e-4)
+
+
+def test_plot_returns_a_figure_pyplot_shows_even_headless():
+    """`plt.show()` shows what `plot()` returns (pyplot tracks it), and on a machine without a display pyplot
+    falls back to Agg instead of failing."""
+    code = (
+        "import onecycle, matplotlib, matplotlib.pyplot as plt; "
+        "figure = onecycle.OneCycleScheduler(1.0, 100).plot(); "
+        "print(plt.fignum_exists(figure.number), matplotlib.get_backend().lower())"
+    )
+    environment = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MPLBACKEND", "WAYLAND_DISPLAY")}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=environment, timeout=300
+    )
+    assert done.stdout.split() == ["True", "agg"], done.stderr[-2000:]
