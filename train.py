@@ -17,14 +17,17 @@ Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing w
 is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
 """
 
+import contextlib
 import logging as python_logging
 import os
 import shlex
 import sys
 import traceback
 
-if "--tf_logs" not in sys.argv:  # TensorFlow's C++ start-up lines (CUDA probing, oneDNN, XLA) are noise to a user
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from training import start_up_lines  # TensorFlow-free, like everything imported before `main`
+
+if "--tf_logs" not in sys.argv:  # TensorFlow's C++ info and warnings (and, without an NVIDIA driver, its CUDA error)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", start_up_lines.min_log_level())
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
@@ -160,7 +163,9 @@ def main(argv):
         logging.get_absl_handler().addFilter(
             lambda record: record.levelno >= python_logging.WARNING or tensorflow_code not in record.pathname
         )
-    from input_pipeline import DatasetError  # TensorFlow is imported from here on
+    with contextlib.nullcontext() if FLAGS.tf_logs else start_up_lines.filtered():
+        import tensorflow  # noqa: F401 (loaded here, without its start-up lines)
+    from input_pipeline import DatasetError
     from training.checkpoints import CheckpointError
     from training.faults import DiskFull, RunInterrupted
     from training.workdir import WorkdirError

@@ -21,7 +21,10 @@ def plan_lines(plan, config, num_train):
     evaluate = f"every {plan.eval_every_steps:,} steps and at the end" if plan.eval_every_steps else "at the end"
     return aligned(
         [
-            ("steps", f"{plan.total_steps:,} = {config.epochs:g} epochs x {plan.steps_per_epoch:,} steps{stop}"),
+            (
+                "steps",
+                f"{plan.total_steps:,} = {_count(config.epochs, 'epoch')} x {plan.steps_per_epoch:,} steps{stop}",
+            ),
             (
                 "batch",
                 f"{config.batch_size:,} global = {_count(plan.replicas, 'replica')} x {plan.per_replica_batch:,}, "
@@ -89,7 +92,7 @@ def _clocks(summary):
 
 
 def _count(number, noun):
-    return f"{number} {noun}{'' if number == 1 else 's'}"
+    return f"{number:g} {noun}{'' if number == 1 else 's'}"
 
 
 def _percent(fraction):
