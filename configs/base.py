@@ -125,6 +125,9 @@ class Config:
     # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md)
     jit_compile: bool | None = None
     steps_per_loop: int = 100  # optimizer steps per call into the compiled loop
+    # ...and at most about this many seconds of them: a signal's save starts within it, so keep it well under the
+    # scheduler's grace period (Kubernetes: 30 s; the save itself comes after)
+    max_call_seconds: float = 10.0
 
     # Evaluation
     eval_every_epochs: float = 0.0  # 0: evaluate once, at the end; fractions allowed (0.5: twice an epoch)

@@ -34,6 +34,7 @@ POSITIVE = (
     "log_every_steps",
     "checkpoint_every_steps",
     "steps_per_loop",
+    "max_call_seconds",
     "max_in_memory_gib",
     "div_factor",
     "final_div_factor",

@@ -4,8 +4,9 @@
 
 where: "train" (after the n-th call into the compiled training loop: mid-epoch), "eval" (inside the n-th
 evaluation, before its result is recorded) or "save" (a few milliseconds into the n-th checkpoint save); or,
-with a signal instead of the kill, "export-sigterm" (SIGTERM to itself as the exported model starts being
-written; n is unused). Nothing else changes: the process runs train.py's own main.
+with a signal instead of the kill, "train-sigterm" (SIGTERM to itself 0.5 s into the n-th call, which logs
+when it returns) and "export-sigterm" (SIGTERM to itself as the exported model starts being written; n is
+unused). Nothing else changes: the process runs train.py's own main.
 """
 
 import contextlib
@@ -16,7 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app  # noqa: E402
+from absl import app, logging  # noqa: E402
 
 import train  # noqa: E402
 from training import checkpoints, export, report  # noqa: E402
@@ -24,6 +25,11 @@ from training import checkpoints, export, report  # noqa: E402
 
 def kill():
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def signal_itself():
+    logging.info("sending SIGTERM")
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def on_nth_call(original, n, before=None, after=None):
@@ -47,7 +53,7 @@ def main():
     del sys.argv[1:3]
     # Calls follow the log and checkpoint boundaries alone: capped by time, a loaded machine (a slow first,
     # compiling call) would cut them shorter, and the n-th call would come at another step.
-    report.PROGRESS_SECONDS = 1e9
+    sys.argv.append("--config.max_call_seconds=1e9")
     if where == "train":
         report.Clock.time_training = on_nth_call(report.Clock.time_training, n, after=kill)
     elif where == "eval":
@@ -77,6 +83,10 @@ def main():
             return served
 
         export.serving_model = signalled_while_saving
+    elif where == "train-sigterm":  # SIGTERM to itself 0.5 s into the n-th call, and a line when the call returns
+        signal_soon = lambda: threading.Timer(0.5, signal_itself).start()  # noqa: E731
+        returned = lambda: logging.info("the call into the loop returned")  # noqa: E731
+        report.Clock.time_training = on_nth_call(report.Clock.time_training, n, before=signal_soon, after=returned)
     elif where == "save":
         checkpoints.save = on_nth_call(checkpoints.save, n, before=lambda: threading.Timer(0.005, kill).start())
     else:

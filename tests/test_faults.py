@@ -248,11 +248,36 @@ def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path, under_n
     assert sorted(path.name for path in tmp_path.iterdir()) == ["train.log"]  # nothing of the run was written
 
 
+def test_a_signal_is_acknowledged_at_once_while_the_compiled_call_runs_on(tmp_path):
+    """SIGTERM 0.5 s into a call of 100 steps (seconds long): the acknowledgement, naming the call, comes within a
+    second, before the call returns; then the run saves and exits as pre-empted."""
+    flags = ("--config.dataset=synthetic", "--config.epochs=40", "--config.steps_per_loop=100")
+    flags += ("--config.log_every_steps=1000", "--config.checkpoint_every_steps=1000", "--config.eval_every_epochs=0")
+    code = finish(start(tmp_path, *flags, script="tests/run_with_fault.py train-sigterm 3"))
+    lines = (tmp_path / "train.log").read_text().splitlines()
+    assert code == EXIT_CODES["preempted"], "\n".join(lines[-30:])
+    sent = next(i for i, line in enumerate(lines) if line.endswith("sending SIGTERM"))
+    acknowledged = next(i for i, line in enumerate(lines) if "SIGTERM received: stopping" in line)
+    returned = next(i for i, line in enumerate(lines) if line.endswith("the call into the loop returned"))
+    assert sent < acknowledged < returned
+    assert "The call in flight (100 steps, at most about" in lines[acknowledged]
+    seconds = [_log_seconds(lines[i]) for i in (sent, acknowledged, returned)]
+    assert seconds[1] - seconds[0] < 1.0 and seconds[2] - seconds[0] > 1.0, seconds  # at once; the call went on
+    assert "pre-empted at step 201" in "\n".join(lines[returned:])  # after calls of 1 (compiling), 100 and 100
+
+
+def _log_seconds(line):
+    """The time of day of an absl log line ("I1202 07:38:32.181231 ..."), in seconds."""
+    hours, minutes, seconds = line.split()[1].split(":")
+    return 3600 * int(hours) + 60 * int(minutes) + float(seconds)
+
+
 def test_sigterm_during_the_export_is_acknowledged_and_the_run_completes(tmp_path):
     code = finish(start(tmp_path, *FLAGS, script="tests/run_with_fault.py export-sigterm 1"))
     log = (tmp_path / "train.log").read_text()
     assert code == 0, log[-3000:]
-    assert "SIGTERM received" in log and strict_json(tmp_path / "summary.json")["status"] == "completed"
+    assert "SIGTERM received: the run is finishing (its last evaluation, the export and the summary)" in log
+    assert strict_json(tmp_path / "summary.json")["status"] == "completed"
     import keras
 
     assert keras.models.load_model(tmp_path / "model.keras").output.shape[-1] == 10  # written whole

@@ -367,8 +367,8 @@ def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypat
 
     from training import report
 
-    monkeypatch.setattr(report, "PROGRESS_SECONDS", 0.0)  # a line after every call; calls of at most ~0 s: 1 step
-    config = tiny_config(log_every_steps=100, checkpoint_every_steps=100, stop_at_step=5)
+    monkeypatch.setattr(report, "PROGRESS_SECONDS", 0.0)  # a line after every call
+    config = tiny_config(log_every_steps=100, checkpoint_every_steps=100, stop_at_step=5, max_call_seconds=1e-9)
     with caplog.at_level(logging.INFO):
         trainer.train_and_evaluate(config, str(tmp_path))
     messages = [record.getMessage() for record in caplog.records]

@@ -6,6 +6,7 @@ distinct exit code of `EXIT_CODES`, so a scheduler can tell "requeue me" (pre-em
 """
 
 import errno
+import os
 import shutil
 import signal
 import threading
@@ -77,7 +78,10 @@ class Preemption:
         self.manager = manager
         self.signalled = threading.Event()
         self._save = save
+        self._call = None  # (steps, expected seconds or None) of the call into the loop in flight
         self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        self._acknowledged, self._lock, self._handled = False, threading.Lock(), False
+        self._wakeup = _SignalWatcher(self._acknowledge)
         self._handler = None
         resolver = getattr(strategy, "cluster_resolver", None)
         cluster = resolver.cluster_spec().jobs if resolver else []  # empty for a single-process MultiWorker...
@@ -94,13 +98,45 @@ class Preemption:
             )
         self._step = None
 
-    def _on_signal(self, signum, frame):
-        if self.signalled.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        logging.warning(
-            "%s received: the run saves a checkpoint after the steps in flight, then stops", signal.Signals(signum).name
-        )
+    def call_started(self, num_steps, expected_seconds):
+        """The trainer starts a call into the compiled loop of `num_steps` steps, expected to take about
+        `expected_seconds` (None: unknown, the compiling call): what a signal's acknowledgement says."""
+        self._call = (num_steps, expected_seconds)
+
+    def finishing(self):
+        """The trainer's steps are done: a signal from here on lets the run complete (what it says then)."""
+        self._call = "finishing"
+
+    def _acknowledge(self, signum):
+        """Says at once (from the watcher thread, while the compiled call runs on) what a signal will do, and
+        raises the flag that every worker's save waits for."""
+        with self._lock:
+            if self._acknowledged:
+                return
+            self._acknowledged = True
         self.signalled.set()
+        if self._call == "finishing":
+            logging.warning(
+                "%s received: the run is finishing (its last evaluation, the export and the summary) and completes",
+                signal.Signals(signum).name,
+            )
+            return
+        steps, seconds = self._call or (0, None)
+        bound = f", at most about {seconds:.0f} s" if seconds is not None else ""
+        logging.warning(
+            "%s received: stopping. The call in flight (%d steps%s) finishes, then the run saves a checkpoint "
+            "and exits (a second Ctrl-C stops at once)",
+            signal.Signals(signum).name,
+            steps,
+            bound,
+        )
+
+    def _on_signal(self, signum, frame):
+        """Python's handler: it runs only once the compiled call returns (the watcher thread has spoken)."""
+        if self._handled and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self._handled = True
+        self._acknowledge(signum)  # in case the watcher has not yet
 
     def save_if_preempted(self, step):
         self._step = step
@@ -120,8 +156,43 @@ class Preemption:
 
     def close(self):
         """Gives the signals back to their previous handlers."""
+        self._wakeup.close()
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
+
+
+class _SignalWatcher:
+    """Calls `on_signal(signum)` from a thread as soon as SIGTERM or SIGINT arrives, while the main thread is still
+    inside a compiled call (where Python's own handler waits for the call to return).
+
+    It uses Python's wakeup file descriptor: the C-level handler writes each signal's number to it at once.
+    """
+
+    def __init__(self, on_signal):
+        self._on_signal = on_signal
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._previous = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._thread = threading.Thread(target=self._watch, name="signal-watcher", daemon=True)
+        self._thread.start()
+
+    def _watch(self):
+        while True:
+            try:
+                numbers = os.read(self._read, 64)
+            except OSError:
+                return
+            if not numbers:  # closed
+                return
+            for signum in numbers:
+                if signum in (signal.SIGTERM, signal.SIGINT):
+                    self._on_signal(signum)
+
+    def close(self):
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._write)  # the thread reads the end and stops
+        self._thread.join(timeout=5)
+        os.close(self._read)
 
 
 def all_finite(variables):
