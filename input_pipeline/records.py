@@ -44,6 +44,7 @@ class DiskData:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     eval_split: str = "test"  # what the evaluation set is, for every report that names an accuracy
+    class_names: tuple[str, ...] = ()  # logit i is class_names[i]
     synthetic = False
     in_memory = False
 

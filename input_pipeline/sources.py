@@ -48,6 +48,7 @@ class Data:
     std: tuple[float, float, float]
     synthetic: bool = False
     eval_split: str = "test"  # what the evaluation set is, for every report that names an accuracy
+    class_names: tuple[str, ...] = ()  # logit i is class_names[i]: tfds' label names, an image folder's folders
     in_memory = True
 
     @property
@@ -251,6 +252,7 @@ def _quickstart(name, seed, with_eval=True):
         len(quickstart.CLASS_NAMES),
         tuple(pixels.mean(0)),
         tuple(pixels.std(0)),
+        class_names=tuple(quickstart.CLASS_NAMES),
     )
 
 
@@ -260,7 +262,17 @@ def _synthetic(image_size, num_examples, seed):
     images = rng.integers(0, 256, size=(num_examples, *image_size, 3), dtype=np.uint8)
     labels = rng.integers(0, 10, size=num_examples, dtype=np.int32)
     return Data(
-        "synthetic", images, labels, images[:512], labels[:512], 10, (127.5,) * 3, (73.6,) * 3, True, "train[:512]"
+        "synthetic",
+        images,
+        labels,
+        images[:512],
+        labels[:512],
+        10,
+        (127.5,) * 3,
+        (73.6,) * 3,
+        True,
+        "train[:512]",
+        class_names=tuple(f"class{i}" for i in range(10)),  # random labels: numbered, not named
     )
 
 
@@ -348,6 +360,7 @@ def _image_folder(root, image_size, skip_bad_images, with_eval=True):
         eval_labels,
         len(class_names),
         *IMAGENET_STATS,
+        class_names=tuple(class_names),
     )
 
 
@@ -377,7 +390,13 @@ def _image_folder_on_disk(root, image_size, skip_bad_images, with_eval=True):
     train, class_names = split("train")
     evaluation = split("test", class_names)[0] if with_eval else None
     return records.DiskData(
-        pathlib.Path(root).name, train, evaluation, len(class_names), tuple(image_size), *IMAGENET_STATS
+        pathlib.Path(root).name,
+        train,
+        evaluation,
+        len(class_names),
+        tuple(image_size),
+        *IMAGENET_STATS,
+        class_names=tuple(class_names),
     )
 
 
@@ -423,7 +442,8 @@ def _tfds(name, data_dir, download, image_size, eval_split, with_eval=True):
     num_classes = builder.info.features["label"].num_classes
     split = _eval_split(builder, eval_split) if with_eval else None
     evaluation = read(split) if with_eval else (None, None)
-    return Data(name, *read("train"), *evaluation, num_classes, mean, std, eval_split=split)
+    names = tuple(builder.info.features["label"].names)
+    return Data(name, *read("train"), *evaluation, num_classes, mean, std, eval_split=split, class_names=names)
 
 
 def _tfds_on_disk(name, data_dir, image_size, eval_split, with_eval=True):
@@ -433,7 +453,8 @@ def _tfds_on_disk(name, data_dir, image_size, eval_split, with_eval=True):
     evaluation = records.tfds_split(builder, split) if with_eval else None
     mean, std = TFDS_STATS.get(name, IMAGENET_STATS)
     num_classes = builder.info.features["label"].num_classes
-    return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std, split)
+    names = tuple(builder.info.features["label"].names)
+    return records.DiskData(name, train, evaluation, num_classes, tuple(image_size), mean, std, split, names)
 
 
 def _stored_as_array_record(builder):

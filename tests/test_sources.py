@@ -47,9 +47,9 @@ def test_unknown_dataset_name_is_an_error():
         sources.load("cifar11")
 
 
-def write_image_folder(root, sizes):
+def write_image_folder(root, sizes, colours=None):
     """root/<split>/<class>/*.png with solid colours that identify the class."""
-    colours = {"cats": (200, 30, 30), "dogs": (30, 200, 30), "owls": (30, 30, 200)}
+    colours = colours or {"cats": (200, 30, 30), "dogs": (30, 200, 30), "owls": (30, 30, 200)}
     for split, count in sizes.items():
         for name, colour in colours.items():
             (root / split / name).mkdir(parents=True)
@@ -63,6 +63,7 @@ def test_image_folder(tmp_path):
     colours = write_image_folder(tmp_path, {"train": 3, "test": 2})
     data = sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
     assert (data.num_train, data.num_eval, data.num_classes) == (9, 6, 3)
+    assert data.class_names == ("cats", "dogs", "owls")  # the folders, sorted: label i is class_names[i]
     assert data.train_images.shape == (9, 8, 8, 3) and data.train_images.dtype == np.uint8
     for images, labels in [(data.train_images, data.train_labels), (data.eval_images, data.eval_labels)]:
         for image, label in zip(images, labels):

@@ -1,7 +1,15 @@
-"""The exported model: what a user loads to predict, with everything the trainer did to an image inside it."""
+"""The exported model: what a user loads to predict, with everything the trainer did to an image inside it, and
+the names of its classes beside it."""
+
+import json
+import os
 
 import keras
 import numpy as np
+
+from training.report import write_json
+
+CLASS_NAMES_FILE = "classes.json"  # beside model.keras: a JSON list, logit i is its item i
 
 
 def serving_model(model, data):
@@ -17,3 +25,16 @@ def serving_model(model, data):
     )
     logits = keras.ops.cast(model(normalised), "float32")
     return keras.Model(images, logits, name=f"{model.name}_on_raw_images")
+
+
+def export(model, data, path):
+    """Saves the serving model of `model` as `path` (model.keras) and the dataset's class names as `classes.json`
+    in the same folder (written whole, or not at all, like every JSON of a run)."""
+    serving_model(model, data).save(path)
+    write_json(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE), list(data.class_names))
+
+
+def class_names(model_path):
+    """The class names saved beside an exported model: `class_names(path)[logits.argmax()]` names a prediction."""
+    with open(os.path.join(os.path.dirname(model_path), CLASS_NAMES_FILE)) as f:
+        return json.load(f)
