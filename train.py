@@ -35,6 +35,7 @@ from ml_collections import config_flags  # noqa: E402
 from configs import fields  # noqa: E402
 from configs.base import Config, ConfigError, with_overrides  # noqa: E402
 from configs.validation import validate  # noqa: E402
+from training.workdir import WorkdirError, check_local  # noqa: E402
 
 # Config files are found relative to the working directory, else to the project (so `--config=configs/x.py`
 # works from anywhere, and from an installed wheel).
@@ -156,7 +157,9 @@ def main(argv):
         return
     try:
         check(FLAGS.config, FLAGS.mode)
-    except ConfigError as error:
+        if FLAGS.workdir:
+            check_local(FLAGS.workdir)
+    except (ConfigError, WorkdirError) as error:
         user_error(str(error))
     if not FLAGS.tf_logs:  # TensorFlow's own Python INFO lines (e.g. every checkpoint's sharding time)
         tensorflow_code = f"{os.sep}tensorflow{os.sep}"
@@ -168,7 +171,6 @@ def main(argv):
     from input_pipeline import DatasetError
     from training.checkpoints import CheckpointError
     from training.faults import DiskFull, RunInterrupted
-    from training.workdir import WorkdirError
 
     try:
         config_file = config_flags.get_config_filename(FLAGS["config"])

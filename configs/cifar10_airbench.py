@@ -52,7 +52,7 @@ def get_config():
         eval_flip=True,
         eval_every_epochs=1,
         target_accuracy=0.94,
-        log_every_steps=49,
-        checkpoint_every_steps=490,
-        steps_per_loop=49,
+        log_every_steps=48,  # an epoch: floor(50,000 / 1,024) steps
+        checkpoint_every_steps=480,
+        steps_per_loop=48,
     )

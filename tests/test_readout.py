@@ -48,7 +48,7 @@ def test_the_results_say_status_accuracy_target_clocks_speed_and_files():
     assert lines["seconds"] == "train 7.0 compile 1.1 eval 0.5 data 4.2 dawnbench 13.2 wall 13.7"
     assert lines["speed"] == "2,614 images/s over train_seconds (2 replicas, float32, global batch 256)"
     assert lines["files"].startswith("runs/q: summary.json")
-    assert lines["model"] == "runs/q/model.keras"
+    assert lines["model"] == "runs/q/model.keras (class names: classes.json beside it)"
     assert lines["curves"] == "tensorboard --logdir runs/q/tensorboard"
 
 

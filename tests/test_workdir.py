@@ -40,6 +40,27 @@ def test_an_unwritable_workdir_is_refused(tmp_path):
         workdir.claim(str(tmp_path / "file" / "run"), chief=True)
 
 
+def test_a_workdir_on_a_remote_file_system_is_refused_before_anything_is_written(tmp_path):
+    """TensorFlow's own ram:// file system stands in for gs:// and s3://: refused by the trainer and by train.py,
+    which then starts nothing."""
+    import os
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    expected = "--workdir=ram://runs/r9: ram:// is not supported, the workdir must be a local or mounted path"
+    with pytest.raises(WorkdirError, match=expected.replace("/", ".")):
+        trainer.train_and_evaluate(Config(**TINY), "ram://runs/r9")
+    assert not tf.io.gfile.exists("ram://runs")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "train.py", "--workdir=gs://bucket/runs/r9"], capture_output=True, text=True, cwd=repo
+    )
+    assert done.returncode == 2 and done.stderr.startswith("error: --workdir=gs://bucket/runs/r9: gs:// is not")
+    assert not os.path.exists(os.path.join(repo, "gs:"))
+
+
 def record(path, config):
     report.write_json(str(path / workdir.CONFIG_FILE), {"config": dataclasses.asdict(config), "derived": {}})
 

@@ -4,8 +4,8 @@ model and optimizer, with the learning rate swept exponentially instead of sched
 The sweep runs one step per call into the compiled loop, so that every step's loss (the mean over the global
 batch, all replicas) is read and a divergence stops the sweep at once; the learning rate is still evaluated
 inside the step, from `optimizer.iterations`. Momentum is held at `base_momentum`, the value 1Cycle uses at its
-peak. The model and optimizer are thrown away afterwards: the sweep writes only `lr_find.json` and
-`lr_find.png` into its workdir, never a checkpoint.
+peak. The model and optimizer are thrown away afterwards: the sweep writes `lr_find.json`, `lr_find.png` and
+its lock `run.lock` into its workdir, never a checkpoint.
 """
 
 import dataclasses

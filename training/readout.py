@@ -68,7 +68,7 @@ def result_lines(summary, workdir, model_path=None):
                 f"global batch {summary['global_batch']:,})",
             ),
             ("files", f"{workdir}: summary.json, history.jsonl, config.json, checkpoints/"),
-            ("model", model_path),
+            ("model", model_path and f"{model_path} (class names: classes.json beside it)"),
             ("curves", f"tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"),
         ]
     )

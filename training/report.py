@@ -6,12 +6,14 @@ Only the chief writes files. Every time a run reports follows one of `CONVENTION
 import contextlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import logging
 
+from training.progress_bar import ProgressBar
 from training.workdir import WorkdirError
 
 CONVENTIONS = {
@@ -160,7 +162,8 @@ def first_crossing(evaluations, threshold):
 
 
 class Reporter:
-    """Logs progress lines and TensorBoard scalars."""
+    """Logs progress lines and TensorBoard scalars; on the chief's terminal, between log points, a progress bar
+    (`training.progress_bar`) instead of the progress lines."""
 
     def __init__(self, workdir, chief, total_steps, steps_per_epoch, global_batch, synthetic, clock, eval_split="test"):
         self.total_steps, self.steps_per_epoch, self.global_batch = total_steps, steps_per_epoch, global_batch
@@ -172,9 +175,29 @@ class Reporter:
             if chief
             else tf.summary.create_noop_writer()
         )
+        self.bar = ProgressBar(total_steps, steps_per_epoch, global_batch) if chief and sys.stderr.isatty() else None
+
+    def start(self, step):
+        """The run trains from `step`: the bar (if any) shows from here, and takes over stderr."""
+        if self.bar:
+            self.bar.start(step, [logging.get_absl_handler().python_handler])
+
+    def call_started(self, step, num_steps):
+        if self.bar:
+            compiling = self.clock.first_call_seconds is None
+            steady = bool(self.clock.steady_steps)
+            self.bar.call_started(step, num_steps, None if compiling else self.clock.step_seconds, steady)
+
+    def call_ended(self, step):
+        if self.bar:
+            self.bar.call_ended(step)
+
+    def close(self):
+        if self.bar:
+            self.bar.close()
 
     def progress_due(self):
-        return time.monotonic() - self.last_line >= PROGRESS_SECONDS
+        return not self.bar and time.monotonic() - self.last_line >= PROGRESS_SECONDS
 
     def progress(self, step):
         """A line between log points: where the run is and when it will end (no loss: the sums run on)."""
@@ -248,6 +271,7 @@ def run_summary(status, step, config, data, plan, evaluations, clock):
         "seed": config.seed,
         "eval_split": data.eval_split,  # "holdout": examples held out of the training set (config.holdout)
         "eval_examples": data.num_eval,
+        "class_names": list(data.class_names),  # logit i is class i (also in classes.json beside model.keras)
         "eval_accuracy": final.get("accuracy"),
         "eval_loss": final.get("loss"),
         "best_eval_accuracy": max((e["accuracy"] for e in evaluations), default=None),

@@ -116,6 +116,7 @@ class Training:
     def run(self):
         """Trains to the plan's end step (or the target), evaluates, exports, and returns the summary."""
         config, plan = self.config, self.plan
+        self.reporter.start(self.step)
         try:
             while self.step < plan.end_step and not (
                 config.stop_at_target and self.log.crossing(config.target_accuracy)
@@ -132,6 +133,7 @@ class Training:
                 if itstime(step, config.checkpoint_every_steps, plan.end_step):
                     self.save(step)
                 self.preemption.save_if_preempted(step)
+            self.preemption.finishing()
             if not self.log.evaluations or self.log.evaluations[-1]["step"] != self.step:
                 self.evaluate(self.step)
             return self.finish()  # a signal from here on is acknowledged, and the run completes: exit 0
@@ -158,6 +160,7 @@ class Training:
             raise
         finally:  # the signal handlers stay until the summary is written, so the export is never cut short
             self.preemption.close()
+            self.reporter.close()
 
     def train_call(self):
         """One call into the compiled loop: as many steps as fit before the next boundary and in a progress interval.
@@ -173,16 +176,19 @@ class Training:
             )
         else:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
-            num_steps = min(num_steps, max(int(report.PROGRESS_SECONDS / clock.step_seconds), 1))
+            num_steps = min(num_steps, max(int(self.config.max_call_seconds / clock.step_seconds), 1))
         if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
             num_steps = self.resident.prepare_call(self.batches_consumed.numpy(), num_steps)
         train_loop = self.loops.train
+        self.preemption.call_started(num_steps, num_steps * clock.step_seconds if clock.first_call_seconds else None)
+        self.reporter.call_started(step, num_steps)
         clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
         if clock.steady_steps == 0:
             logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
             compile_cache.check_written(self.config)
         self.batches_consumed.assign_add(num_steps)
         self.step = int(self.optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
+        self.reporter.call_ended(self.step)
         if not math.isfinite(float(self.loops.train_sums.loss.read_value())):  # the sums since the last log point
             raise self.diverged(self.step, "the training loss is not finite")
 
@@ -236,7 +242,7 @@ class Training:
         model_path = os.path.join(self.workdir, "model.keras") if status != "stopped" else None
         if self.chief and model_path:
             with self.ema_weights():
-                export.serving_model(self.model, self.data).save(model_path)
+                export.export(self.model, self.data, model_path)
         return self.summarize(status, step, model_path)
 
 

@@ -29,6 +29,7 @@ RESUMABLE_FIELDS = frozenset(
         "deterministic",
         "xla_cache",
         "steps_per_loop",
+        "max_call_seconds",
         "eval_every_epochs",
         "eval_flip",
         "target_accuracy",
@@ -85,9 +86,22 @@ def claimed(workdir, chief):
             lock.close()
 
 
+def check_local(workdir):
+    """Raises WorkdirError for a workdir that is not a path of this machine's file systems (gs://, s3://, ram://):
+    its lock is an OS file lock, and its reports, history and plots are written with Python's own file calls."""
+    if "://" in workdir:
+        scheme = workdir.split("://")[0]
+        raise WorkdirError(
+            f"--workdir={workdir}: {scheme}:// is not supported, the workdir must be a local or mounted path (its "
+            "lock is an OS file lock, and its reports are written with Python's file calls). Use a local disk, "
+            "or mount the bucket (e.g. gcsfuse) and give its mount point"
+        )
+
+
 def claim(workdir, chief):
     """Creates `workdir`, proves it writable, and on the chief locks it: returns the open lock file (closing it
     releases the lock), or None on other workers."""
+    check_local(workdir)
     try:
         os.makedirs(workdir, exist_ok=True)
         probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
