@@ -204,6 +204,12 @@ def _check_combinations(config):
             "--config.sync_batch_norm all-reduces inside the forward pass, which the per-replica XLA compilation "
             "cannot contain: set --config.jit_compile=False with it"
         )
+    if config.dataset in ("quickstart", "quickstart_hard") and config.image_size not in (None, (32, 32)):
+        _fail(
+            f"--config.image_size={config.image_size[0]},{config.image_size[1]}: the {config.dataset} set is "
+            "generated at 32x32 and is not resized; leave image_size unset (or use --config.dataset=synthetic, "
+            "which is made at any size)"
+        )
     if config.stop_at_target and config.target_accuracy is None:
         _fail("--config.stop_at_target needs --config.target_accuracy (e.g. --config.target_accuracy=0.94)")
     if config.holdout and config.eval_split:

@@ -68,8 +68,10 @@ def test_the_summary_names_the_final_best_and_first_evaluation_at_the_target(clo
         {"step": 10, "epoch": 1.0, "loss": 0.5, "accuracy": 0.85},
         {"step": 20, "epoch": 2.0, "loss": 0.6, "accuracy": 0.82},
     ]
-    data = type("Data", (), {"name": "quickstart", "synthetic": False, "eval_split": "holdout", "num_eval": 1000})
+    fields = {"name": "quickstart", "synthetic": False, "eval_split": "holdout", "num_eval": 1000}
+    data = type("Data", (), fields | {"class_names": ("a", "b")})
     summary = report.run_summary("completed", 20, config, data, plan, evaluations, clock)
+    assert summary["class_names"] == ["a", "b"]
     assert (summary["eval_accuracy"], summary["best_eval_accuracy"], summary["target"]["step"]) == (0.82, 0.85, 10)
     assert (summary["steps"], summary["total_steps"], summary["epochs"], summary["replicas"]) == (20, 20, 2.0, 2)
     assert (summary["eval_split"], summary["eval_examples"]) == ("holdout", 1000)

@@ -17,6 +17,8 @@ REFUSED = [  # (overrides of the default config, what the message says)
     ({"batch_size": 64.0}, "--config.batch_size=64.0 is not of type int"),
     ({"image_size": (64,)}, "--config.image_size=(64,) is not of type tuple[int, int] | None: give height,width"),
     ({"image_size": (0, 32)}, "--config.image_size must be positive"),
+    ({"image_size": (64, 64)}, "--config.image_size=64,64: the quickstart set is generated at 32x32"),
+    ({"dataset": "quickstart_hard", "image_size": (28, 28)}, "the quickstart_hard set is generated at 32x32"),
     ({"lr": float("inf")}, "--config.lr=inf is not a finite number"),
     ({"lr": float("nan")}, "--config.lr=nan is not a finite number"),
     ({"width": 0.0}, "--config.width must be positive"),
@@ -83,7 +85,7 @@ def test_what_works_passes():
     validate(Config(strategy="multi_worker"), environ={"TF_CONFIG": cluster})
     validate(Config(strategy="multi_worker"), environ={"SLURM_STEP_NUM_TASKS": "2"})
     validate(Config(strategy="default"), environ={"TF_CONFIG": "{not json"})  # TF_CONFIG is not read then
-    validate(Config(model="resnet50", width=1, image_size=(64, 64), target_accuracy=1, stop_at_target=True), {})
+    validate(Config(dataset="synthetic", model="resnet50", width=1, image_size=(64, 64), target_accuracy=1), {})
 
 
 def test_the_choices_are_what_the_components_build():
