@@ -4,11 +4,8 @@ a quarter-width airbench-style net, 3 epochs of 1Cycle. Runs anywhere, no downlo
     python train.py                                    # this config is train.py's default
     python train.py --config=configs/quickstart.py --workdir=runs/quickstart
 
-Measured on 2 CPU cores with `time python train.py` in a fresh clone (2026-11-29): 99.95% eval accuracy (train
-accuracy 99.2%), 16.1 s of training steps plus 1.3 s of tracing, 1,856 images/s, 26 s wall time in all (TensorFlow
-start-up, data generation, evaluation and export included). summary.json in the workdir has these numbers. XLA is
-off here by the `jit_compile` auto rule (float32 on a CPU); with `--config.jit_compile=True` the same job ran at
-1,235 images/s and took 34 s.
+What it reaches and how fast: README, "Measured results" (one command per row). XLA is off here by the
+`jit_compile` auto rule (float32 on a CPU, where it is slower: the table has both).
 """
 
 from configs.base import Config
