@@ -22,6 +22,7 @@ def test_the_slurm_resolver_places_tasks_on_nodes_and_ports(monkeypatch):
     resolver = strategy.slurm_cluster_resolver(port_base=9000)
     assert resolver.cluster_spec().as_dict() == {"worker": ["gpu07:9000", "gpu07:9001", "gpu08:9000", "gpu08:9001"]}
     assert (resolver.task_type, resolver.task_id) == ("worker", 3)
+    assert resolver.num_accelerators() == {}  # else MultiWorkerMirroredStrategy places every op on a missing GPU
 
 
 def test_outside_srun_there_is_no_slurm_cluster(monkeypatch):

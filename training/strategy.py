@@ -119,13 +119,24 @@ def slurm_cluster_resolver(port_base):
 
     On GPU nodes it gives each task its share of the node's GPUs (it sets CUDA_VISIBLE_DEVICES, so this must run
     before TensorFlow touches a GPU). On CPU-only nodes, where it would otherwise look for nvidia-smi, each task
-    gets a nominal slot and CUDA_VISIBLE_DEVICES is left alone.
+    gets no GPU, so that MultiWorkerMirroredStrategy computes on the CPU (with a nominal GPU per task, as
+    before, it placed every op on a GPU that is not there: soft placement ran them on the CPU, but the run took
+    itself for a GPU run and turned on XLA and op determinism, which together refuse MaxPool's gradient).
     """
-    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver
     if os.environ.get("CUDA_VISIBLE_DEVICES") or shutil.which("nvidia-smi"):
-        return resolver(port_base=port_base)
+        return tf.distribute.cluster_resolver.SlurmClusterResolver(port_base=port_base)
     tasks_per_node = max(int(n.split("(")[0]) for n in os.environ["SLURM_STEP_TASKS_PER_NODE"].split(","))
-    return resolver(port_base=port_base, gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False)
+    # a nominal GPU slot per task keeps the resolver's arithmetic whole (it steps through GPUs by gpus_per_task)
+    return _CpuSlurmClusterResolver(
+        port_base=port_base, gpus_per_node=tasks_per_node, gpus_per_task=1, auto_set_gpu=False
+    )
+
+
+class _CpuSlurmClusterResolver(tf.distribute.cluster_resolver.SlurmClusterResolver):
+    """SLURM's cluster on CPU-only nodes: no accelerators, whatever its nominal GPU slots."""
+
+    def num_accelerators(self, task_type=None, task_id=None, config_proto=None):
+        return {}
 
 
 def is_chief(strategy):
@@ -162,18 +173,32 @@ def resolve_jit_compile(config, strategy):
     """
     if config.jit_compile is not None:
         return config.jit_compile
+    if config.deterministic:  # asked for: XLA has no deterministic MaxPool gradient (see resolve_deterministic)
+        return False
     return (on_accelerator(strategy) or config.precision != "float32") and not config.sync_batch_norm
 
 
 def resolve_deterministic(config, strategy):
-    """`config.deterministic`, or for None (auto): on for GPUs and TPUs, off on a CPU.
+    """`config.deterministic`, or for None (auto): on for GPUs where XLA is off, else off.
 
     On a GPU, cuDNN's autotuned convolutions and atomic reductions make two runs (and a resumed run and an
-    uninterrupted one) differ in the low bits unless op determinism is on. A CPU's kernels are deterministic
-    already (the exact-resume tests pass bit for bit without it), and there it cost about 8% of the speed
-    (BUILD.md "Faults").
+    uninterrupted one) differ in the low bits unless op determinism is on. But with op determinism on, XLA
+    refuses to compile MaxPool's gradient ("GPU MaxPool gradient ops do not yet have a deterministic XLA
+    implementation", on every device), and every model here pools: so with XLA (the GPU default, and always on
+    a TPU) it stays off, and asking for it turns XLA's auto rule off. A CPU's kernels are deterministic already
+    (the exact-resume tests pass bit for bit without it), and there it cost about 8% of the speed (BUILD.md
+    "Faults").
     """
-    return on_accelerator(strategy) if config.deterministic is None else config.deterministic
+    if config.deterministic is not None:
+        return config.deterministic
+    gpu = on_accelerator(strategy) and not _on_tpu(strategy)
+    return gpu and not resolve_jit_compile(config, strategy)
+
+
+def _on_tpu(strategy):
+    return isinstance(strategy, tf.distribute.TPUStrategy) or any(
+        "TPU" in device.upper() for device in getattr(strategy.extended, "worker_devices", ())
+    )
 
 
 def on_accelerator(strategy):
