@@ -122,7 +122,8 @@ class Config:
     cluster_wait_seconds: float = 600.0  # several workers: give up (exit 129) if they have not all started by then
     precision: str = "float32"  # "float32", "mixed_float16" or "mixed_bfloat16"
     # XLA-compile each replica's forward and backward pass. None (auto): on for GPUs and TPUs and for mixed
-    # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md)
+    # precision (fast on a CPU only under XLA), off for float32 on a CPU, where it is slower (benchmarks/README.md),
+    # and off with deterministic=True
     jit_compile: bool | None = None
     steps_per_loop: int = 100  # optimizer steps per call into the compiled loop
     # ...and at most about this many seconds of them: a signal's save starts within it, so keep it well under the
@@ -138,9 +139,9 @@ class Config:
 
     # Bookkeeping (steps)
     seed: int = 0  # initialisation, data order and augmentation; the dataset itself does not depend on it
-    # TensorFlow's op determinism (process-wide, from the first run that sets it). None (auto): on for GPUs and
-    # TPUs, where autotuned kernels and atomics otherwise differ in the low bits from run to run; off on a CPU,
-    # whose kernels are deterministic already and where it cost ~8% of the speed (BUILD.md "Faults")
+    # TensorFlow's op determinism (process-wide, from the first run that sets it). None (auto): on for GPUs where
+    # XLA is off (XLA refuses MaxPool's gradient under it), off on a CPU (deterministic already; ~8% slower with
+    # it) and a TPU; True turns XLA's auto rule off (BUILD.md "Faults")
     deterministic: bool | None = None
     # Keep XLA's compiled programs in <the workdir's parent>/xla_cache/tf<version>, so that a restart, a trial's
     # next seed or a rerun of the config loads them instead of compiling (only with jit_compile on)

@@ -210,6 +210,11 @@ def _check_combinations(config):
             "generated at 32x32 and is not resized; leave image_size unset (or use --config.dataset=synthetic, "
             "which is made at any size)"
         )
+    if config.deterministic and config.jit_compile:
+        _fail(
+            "--config.deterministic=True with --config.jit_compile=True: under op determinism XLA refuses to "
+            'compile MaxPool\'s gradient, which every model here has; drop one of them (BUILD.md, "Faults")'
+        )
     if config.stop_at_target and config.target_accuracy is None:
         _fail("--config.stop_at_target needs --config.target_accuracy (e.g. --config.target_accuracy=0.94)")
     if config.holdout and config.eval_split:

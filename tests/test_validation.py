@@ -18,6 +18,7 @@ REFUSED = [  # (overrides of the default config, what the message says)
     ({"image_size": (64,)}, "--config.image_size=(64,) is not of type tuple[int, int] | None: give height,width"),
     ({"image_size": (0, 32)}, "--config.image_size must be positive"),
     ({"image_size": (64, 64)}, "--config.image_size=64,64: the quickstart set is generated at 32x32"),
+    ({"deterministic": True, "jit_compile": True}, "XLA refuses to compile MaxPool's gradient"),
     ({"dataset": "quickstart_hard", "image_size": (28, 28)}, "the quickstart_hard set is generated at 32x32"),
     ({"lr": float("inf")}, "--config.lr=inf is not a finite number"),
     ({"lr": float("nan")}, "--config.lr=nan is not a finite number"),
