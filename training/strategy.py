@@ -164,6 +164,14 @@ def task_id(strategy):
     return getattr(resolver, "task_id", 0) or 0
 
 
+def smallest_over_workers(strategy, value):
+    """The smallest of every worker's `value` (a non-negative integer below 2**24), by one all-gather: for a
+    choice each worker would otherwise make from its own clock, where all of them must make the same one (the
+    steps of a call into the loop: a worker that ran a call of another length waits in a collective for ever)."""
+    local = strategy.run(lambda: tf.constant([float(value)], tf.float32))  # float32: GPU collectives refuse int32
+    return int(strategy.gather(local, axis=0).numpy().min())
+
+
 def resolve_jit_compile(config, strategy):
     """`config.jit_compile`, or for None (auto): XLA on where it pays, off for float32 on a CPU.
 

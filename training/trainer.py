@@ -17,7 +17,7 @@ import input_pipeline
 from training import checkpoints, compile_cache, export, faults, loops, optimization, readout, report, setup
 from training import workdir as workdir_lib
 from training.plan import itstime, steps_to_next
-from training.strategy import is_chief, num_workers, task_id
+from training.strategy import is_chief, num_workers, smallest_over_workers, task_id
 
 
 def train_and_evaluate(config, workdir, strategy=None, command=None):
@@ -55,7 +55,7 @@ class Training:
     """One process's part of a run: built (data, model, optimizer, restored checkpoint, loops), then `run()`."""
 
     def __init__(self, config, workdir, strategy, placement, checkpoint_dir, changes, command=None):
-        self.config, self.workdir, self.chief = config, workdir, is_chief(strategy)
+        self.config, self.workdir, self.strategy, self.chief = config, workdir, strategy, is_chief(strategy)
         self.workers = num_workers(strategy)
         self.clock = report.Clock()
         run = setup.build(config, strategy, placement)
@@ -176,7 +176,10 @@ class Training:
             )
         else:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
-            num_steps = min(num_steps, max(int(self.config.max_call_seconds / clock.step_seconds), 1))
+            most = max(int(self.config.max_call_seconds / clock.step_seconds), 1)
+            if self.workers > 1:  # every worker's clock is its own, and all must run the same call
+                most = smallest_over_workers(self.strategy, most)
+            num_steps = min(num_steps, most)
         if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
             num_steps = self.resident.prepare_call(self.batches_consumed.numpy(), num_steps)
         train_loop = self.loops.train
