@@ -44,11 +44,11 @@ def test_a_tune_picks_on_the_holdout_resumes_and_never_reads_the_test_split(tmp_
     runs = []
     train = trainer.train_and_evaluate
 
-    def interrupted_at_the_second(config, workdir, strategy=None):
+    def interrupted_at_the_second(config, workdir, strategy=None, command=None):
         runs.append(workdir)
         if len(runs) == 2:
             raise KeyboardInterrupt  # the tune stops in its second candidate
-        return train(config, workdir, strategy)
+        return train(config, workdir, strategy, command)
 
     monkeypatch.setattr(trainer, "train_and_evaluate", interrupted_at_the_second)
     with pytest.raises(KeyboardInterrupt):
