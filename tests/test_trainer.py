@@ -20,7 +20,7 @@ from configs.base import Config, ConfigError
 from configs.validation import validate
 from input_pipeline.resident import ResidentTrainingSet
 from training import setup, trainer
-from training.strategy import resolve_deterministic, resolve_jit_compile
+from training.strategy import device_kinds, resolve_deterministic, resolve_jit_compile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = tiny.RESNET9 | dict(steps_per_loop=4, log_every_steps=4, checkpoint_every_steps=8)
@@ -321,6 +321,8 @@ def test_op_determinism_by_default_only_on_gpus_without_xla(overrides, expected,
     for strategy in (tf.distribute.get_strategy(), two_replicas):
         assert resolve_deterministic(Config(**overrides), strategy) is expected
     gpus = tf.distribute.MirroredStrategy(["/gpu:0", "/gpu:1"])
+    kinds = [device_kinds(s) for s in (tf.distribute.get_strategy(), two_replicas, gpus)]
+    assert kinds == [{"CPU"}, {"CPU"}, {"GPU"}]  # the default strategy too: it has no device list to read
     assert resolve_jit_compile(Config(), gpus) is True and resolve_deterministic(Config(), gpus) is False
     assert resolve_deterministic(Config(jit_compile=False), gpus) is True
     assert resolve_jit_compile(Config(deterministic=True), gpus) is False

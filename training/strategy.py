@@ -199,19 +199,20 @@ def resolve_deterministic(config, strategy):
     """
     if config.deterministic is not None:
         return config.deterministic
-    gpu = on_accelerator(strategy) and not _on_tpu(strategy)
-    return gpu and not resolve_jit_compile(config, strategy)
-
-
-def _on_tpu(strategy):
-    return isinstance(strategy, tf.distribute.TPUStrategy) or any(
-        "TPU" in device.upper() for device in getattr(strategy.extended, "worker_devices", ())
-    )
+    return device_kinds(strategy) == {"GPU"} and not resolve_jit_compile(config, strategy)
 
 
 def on_accelerator(strategy):
-    """Whether the strategy computes on GPUs or TPUs. The default strategy has no device list: it runs on the
-    first GPU when there is one."""
+    """Whether the strategy computes on GPUs or TPUs."""
+    return bool(device_kinds(strategy) & {"GPU", "TPU"})
+
+
+def device_kinds(strategy):
+    """The kinds of device ("CPU", "GPU", "TPU") the strategy computes on. The default strategy has no device
+    list: it runs on the first TPU or GPU when there is one."""
     if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
-        return bool(tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
-    return any(kind in device.upper() for device in strategy.extended.worker_devices for kind in ("GPU", "TPU"))
+        return next(({kind} for kind in ("TPU", "GPU") if tf.config.list_logical_devices(kind)), {"CPU"})
+    if isinstance(strategy, tf.distribute.TPUStrategy):
+        return {"TPU"}
+    devices = [device.upper() for device in strategy.extended.worker_devices]
+    return {kind for kind in ("CPU", "GPU", "TPU") for device in devices if f":{kind}:" in device}
