@@ -11,6 +11,7 @@ from absl import logging
 from google.protobuf import text_format
 
 from training import faults
+from training.strategy import gathered_integers
 
 # What reading a damaged checkpoint raises: truncated or corrupt data, missing shards, a foreign structure.
 _READ_ERRORS = (tf.errors.OpError, ValueError, IndexError, AssertionError, KeyError)
@@ -87,9 +88,7 @@ def newest_common_step(strategy, steps):
     worker's newest steps, so that all workers resume from the same step (they would otherwise train with
     different step counters, and so different learning rates, and block in a collective)."""
     padded = (list(steps)[:_AGREED_STEPS] + [-1] * _AGREED_STEPS)[:_AGREED_STEPS]
-    # float32: GPU collectives refuse int32 (exact for steps below 2**24)
-    local = strategy.run(lambda: tf.constant(padded, tf.float32))
-    gathered = strategy.gather(local, axis=0).numpy().reshape(-1, _AGREED_STEPS).round().astype(int)
+    gathered = gathered_integers(strategy, padded)  # exact for steps below 2**24
     common = set.intersection(*({step for step in row if step > 0} for row in gathered))
     agreed = max(common, default=0)
     if steps and agreed != steps[0]:

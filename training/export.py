@@ -1,13 +1,13 @@
 """The exported model: what a user loads to predict, with everything the trainer did to an image inside it, and
 the names of its classes beside it."""
 
-import json
 import os
 
 import keras
 import numpy as np
 
 from training.report import write_json
+from training.workdir import read_json
 
 CLASS_NAMES_FILE = "classes.json"  # beside model.keras: a JSON list, logit i is its item i
 
@@ -36,5 +36,4 @@ def export(model, data, path):
 
 def class_names(model_path):
     """The class names saved beside an exported model: `class_names(path)[logits.argmax()]` names a prediction."""
-    with open(os.path.join(os.path.dirname(model_path), CLASS_NAMES_FILE)) as f:
-        return json.load(f)
+    return read_json(os.path.join(os.path.dirname(model_path), CLASS_NAMES_FILE))

@@ -164,12 +164,18 @@ def task_id(strategy):
     return getattr(resolver, "task_id", 0) or 0
 
 
+def gathered_integers(strategy, values):
+    """Every replica's list of `values` (integers of magnitude below 2**24, the same length everywhere) as an
+    int array [replicas, len(values)], by one all-gather: how workers learn what each other decided alone."""
+    local = strategy.run(lambda: tf.constant(values, tf.float32))  # float32: GPU collectives refuse int32
+    return strategy.gather(local, axis=0).numpy().reshape(-1, len(values)).round().astype(int)
+
+
 def smallest_over_workers(strategy, value):
-    """The smallest of every worker's `value` (a non-negative integer below 2**24), by one all-gather: for a
-    choice each worker would otherwise make from its own clock, where all of them must make the same one (the
-    steps of a call into the loop: a worker that ran a call of another length waits in a collective for ever)."""
-    local = strategy.run(lambda: tf.constant([float(value)], tf.float32))  # float32: GPU collectives refuse int32
-    return int(strategy.gather(local, axis=0).numpy().min())
+    """The smallest of every worker's `value`: for a choice each worker would otherwise make from its own clock,
+    where all of them must make the same one (the steps of a call into the loop: a worker that ran a call of
+    another length waits in a collective for ever)."""
+    return int(gathered_integers(strategy, [value]).min())
 
 
 def resolve_jit_compile(config, strategy):

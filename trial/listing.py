@@ -6,8 +6,9 @@ A trial's or a comparison's own runs are in its row, not listed apart; a run tha
 or was killed (rerun its command to resume it).
 """
 
-import json
 import os
+
+from training.workdir import WorkdirError, read_json
 
 RECORDS = ("comparison", "lr_tune", "trial", "lr_find", "summary")  # the first one a folder holds names its kind
 HEADERS = ("folder", "kind", "status", "config", "epochs", "accuracy", "train s", "command")
@@ -92,10 +93,10 @@ def _name(config):
 
 
 def _read(path):
+    """The record at `path`, or None if it cannot be read (torn, half-copied): the listing goes on."""
     try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
+        return read_json(path)
+    except (OSError, WorkdirError):
         return None
 
 
