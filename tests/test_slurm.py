@@ -91,6 +91,14 @@ def ended(info):
     return info.get("JobState") in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL")
 
 
+def tasks_that_exited(log, code):
+    """The tasks srun reports as exited with `code`, in either of its forms ("tasks 0-1: ...", or a line each)."""
+    tasks = set()
+    for first, last in re.findall(rf"srun: error: \S+: tasks? (\d+)(?:-(\d+))?: Exited with exit code {code}\n", log):
+        tasks |= set(range(int(first), int(last or first) + 1))
+    return tasks
+
+
 def output(tmp_path, name, job_id):
     return (tmp_path / f"{name}-{job_id}.out").read_text()
 
@@ -166,7 +174,7 @@ def test_a_preempted_job_saves_on_both_tasks_requeues_itself_and_finishes_exact(
     log = output(tmp_path, how, job_id)
     saved = re.findall(r"pre-empted at step (\d+): saved \S+", log)
     assert len(saved) == 2 and saved[0] == saved[1], log[-3000:]  # both tasks, the same step
-    assert re.search(r"srun: error: \S+: tasks 0-1: Exited with exit code 143", log), log[-3000:]
+    assert tasks_that_exited(log, 143) == {0, 1}, log[-3000:]  # both tasks saved and exited as pre-empted
     info = until_it_ends(job_id)
     log = output(tmp_path, how, job_id)
     assert info["JobState"] == "COMPLETED" and int(info["Restarts"]) >= 1, log[-3000:]
