@@ -92,7 +92,8 @@ class Config:
 
     # Optimisation: a schedule over `epochs` (1Cycle by default), peak lr scaled linearly with the global batch
     batch_size: int = 512  # global, over all replicas and workers
-    epochs: int = 24  # the schedule's length; steps = epochs * floor(train examples / batch_size)
+    # the schedule's length; steps = floor(epochs * floor(train examples / batch_size)): fractions allowed (9.9)
+    epochs: float = 24
     optimizer: str = "nesterov"  # "sgd", "nesterov", "adam", "adamw" or "rmsprop"
     lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
     lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from configs.base import Config, ConfigError
-from training.plan import derive_plan, epochs_to_steps, itstime, peak_lr, steps_to_next
+from training.plan import derive_plan, epochs_to_steps, itstime, peak_lr, steps_to_next, total_steps_of
 
 
 def test_the_plan_is_computed_once_from_the_global_batch():
@@ -18,6 +18,13 @@ def test_the_plan_is_computed_once_from_the_global_batch():
     assert derive_plan(dataclasses.replace(config, stop_at_step=10**6), 50_000, 8, "disk").end_step == 2328
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.total_steps = 1
+
+
+def test_fractional_epochs_stop_inside_the_last_epoch():
+    # airbench94's 9.9 epochs of CIFAR-10 at batch 1024: floor(9.9 x 48) = floor(475.2) = 475 steps
+    plan = derive_plan(Config(batch_size=1024, epochs=9.9, eval_every_epochs=1), 50_000, 1, "memory")
+    assert (plan.steps_per_epoch, plan.total_steps, plan.eval_every_steps) == (48, 475, 48)
+    assert [total_steps_of(e, 30) for e in (0.1, 0.7, 2.5, 1 / 3, 0.01)] == [3, 21, 75, 10, 1]  # exact, at least 1
 
 
 def test_a_batch_the_replicas_or_the_data_cannot_take_is_refused():

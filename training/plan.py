@@ -5,6 +5,7 @@ in optimizer steps) and converted here, once; `config.json` records the result a
 """
 
 import dataclasses
+import math
 
 from configs.base import ConfigError
 
@@ -17,7 +18,7 @@ class Plan:
     replicas: int  # over all workers
     per_replica_batch: int
     steps_per_epoch: int  # floor(training examples / global batch)
-    total_steps: int  # the schedule's length: epochs * steps_per_epoch
+    total_steps: int  # the schedule's length: floor(epochs * steps_per_epoch)
     end_step: int  # where this run stops: total_steps, or config.stop_at_step if earlier
     eval_every_steps: int  # 0: only at the end
     jit_compile: bool
@@ -43,7 +44,7 @@ def derive_plan(config, num_train, replicas, input_path):
             f"most {num_train}"
         )
     steps_per_epoch = num_train // config.batch_size
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = total_steps_of(config.epochs, steps_per_epoch)
     return Plan(
         input=input_path,
         replicas=replicas,
@@ -61,6 +62,12 @@ def derive_plan(config, num_train, replicas, input_path):
 def peak_lr(config):
     """The peak learning rate at the config's global batch: the explicit linear scaling rule of the plan."""
     return config.lr * config.batch_size / config.lr_reference_batch
+
+
+def total_steps_of(epochs, steps_per_epoch):
+    """The run's length in steps: floor(epochs x steps per epoch), so a fractional run (9.9 epochs) stops inside
+    its last epoch; at least one step."""
+    return max(math.floor(epochs * steps_per_epoch + 1e-9), 1)  # 1e-9: 0.1 x 30 is 3, not 2.9999999999999996
 
 
 def epochs_to_steps(epochs, steps_per_epoch):

@@ -45,7 +45,7 @@ def tune_lr(config, workdir, strategy=None):
     max_lrs = candidate_lrs(suggestion, settings.candidates)
     to_config_lr = config.lr_reference_batch / config.batch_size
     arms = {f"lr={max_lr * to_config_lr:.4g}": max_lr for max_lr in max_lrs}
-    epochs = settings.epochs or max(1, config.epochs // 4)
+    epochs = settings.epochs or max(1, int(config.epochs // 4))
     comparison = run_comparison(
         dataclasses.replace(
             tuned,
@@ -90,7 +90,7 @@ def tune_lr(config, workdir, strategy=None):
     if is_chief(strategy):
         title = (
             f"{config.dataset} {config.model} x{config.width:g}, batch {config.batch_size}: "
-            f"{epochs} of {config.epochs} epochs"
+            f"{epochs:g} of {config.epochs:g} epochs"
         )
         report.write_json(os.path.join(workdir, "lr_tune.json"), record)
         with open(os.path.join(workdir, "lr_tune.md"), "w") as f:

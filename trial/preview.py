@@ -7,7 +7,7 @@ from configs.base import ConfigError
 from configs.validation import validate
 from training import setup
 from training.optimization import schedule_curves
-from training.plan import derive_plan, peak_lr
+from training.plan import derive_plan, peak_lr, total_steps_of
 from trial import plots
 
 
@@ -20,13 +20,13 @@ def preview_schedule(config, workdir, steps_per_epoch=None):
     validate(config)
     if steps_per_epoch is None:
         steps_per_epoch = derive_plan(config, setup.load_data(config).num_train, 1, "memory").steps_per_epoch
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = total_steps_of(config.epochs, steps_per_epoch)
     try:
         lrs, momenta = schedule_curves(config, peak_lr(config), total_steps)
     except ValueError as error:  # the schedule's own checks against the run's length
         raise ConfigError(f"config schedule fields: {error}") from None
     print(
-        f"{config.schedule}: {config.epochs} epochs x {steps_per_epoch} steps = {total_steps} steps, "
+        f"{config.schedule}: {config.epochs:g} epochs x {steps_per_epoch} steps = {total_steps} steps, "
         f"peak lr {peak_lr(config):g} (lr {config.lr:g} x batch {config.batch_size} / "
         f"{config.lr_reference_batch})"
     )

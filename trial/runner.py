@@ -169,9 +169,9 @@ def comparison_title(config, arms):
     ]
     title = " ".join(part for part in shared if part)
     if "epochs" not in differ:
-        title += f", {config.epochs} epochs"
+        title += f", {config.epochs:g} epochs"
     return f"{title}\n" + " vs ".join(arms)
 
 
 def trial_title(config):
-    return f"{config.dataset} {config.model} x{config.width:g}, {config.epochs} epochs, {config.schedule}"
+    return f"{config.dataset} {config.model} x{config.width:g}, {config.epochs:g} epochs, {config.schedule}"

@@ -93,7 +93,7 @@ def lr_tune_markdown(title, record):
     lines = [
         f"# LR tune: {title}",
         "",
-        f"Each candidate trained {budget['epochs']} of the config's {budget['of_config_epochs']} epochs with 1Cycle, "
+        f"Each candidate trained {budget['epochs']:g} of the config's {budget['of_config_epochs']:g} epochs with 1Cycle, "
         f"{budget['runs_per_candidate']} seed(s) each, and was judged by its final accuracy on "
         f"{_holdout(record['holdout'])} held out of the training set. The test split was not read.",
         "",
