@@ -6,12 +6,14 @@ A trial is judged by its mean over seeds and the fraction of runs that reach the
 import numpy as np
 
 from training.report import first_crossing
+from trial.statistics import race_statistics
 
 
 def aggregate(runs, target=None, price_per_hour=0.0):
     """Mean and spread of a trial's runs; time and epochs to `target` over the runs that reached it.
 
-    A run that diverged counts with the accuracy of its last evaluation, 0 if it had none.
+    A run that diverged counts with the accuracy of its last evaluation, 0 if it had none. `race` holds the
+    final accuracy's 95% confidence interval and, with a target, the one-sided t-test of "mean >= target".
     """
     finals = [run["eval_accuracy"] or 0.0 for run in runs]
     result = {
@@ -22,6 +24,7 @@ def aggregate(runs, target=None, price_per_hour=0.0):
         "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])),
         "images_per_second_mean": _mean([run["images_per_second"] for run in runs]),
         "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
+        "race": race_statistics(finals, target),
     }
     if price_per_hour:
         result["cost_total"] = result["wall_seconds_total"] / 3600 * price_per_hour

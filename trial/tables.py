@@ -29,6 +29,7 @@ def trial_markdown(title, record):
     lines += ["", "Over the runs:", "", _row(["quantity", "value"]), _row(["---", "---"])]
     spread = f"{_pct(summary['final_accuracy_mean'])} ± {_pct(summary['final_accuracy_std'])}"
     lines.append(_row(["final accuracy", f"{spread} (mean ± std of {summary['runs']})"]))
+    lines += _race_rows(summary["race"])
     lines.append(_row(["best accuracy (mean)", _pct(summary["best_accuracy_mean"])]))
     if target is not None:
         lines.append(_row([f"reached {_pct(target)}", f"{summary['reached']} of {summary['runs']}"]))
@@ -40,6 +41,26 @@ def trial_markdown(title, record):
     if "cost_total" in summary:
         lines.append(_row(["cost, all runs", _num(summary["cost_total"], 3)]))
     return "\n".join(lines + ["", _conventions(record)]) + "\n"
+
+
+def _race_rows(race):
+    """The record's evidence lines: the final accuracy's 95% confidence interval and the one-sided t-test."""
+    if race["ci95_low"] is None:
+        return [_row(["95% confidence interval", f"none: {race['n']} run (a trial of 2 or more has one)"])]
+    rows = [
+        _row(["95% confidence interval", f"[{_pct(race['ci95_low'])}, {_pct(race['ci95_high'])}] (t, n={race['n']})"])
+    ]
+    if race.get("target") is not None:
+        verdict = "above it with 95% confidence" if race["p_value"] < 0.05 else "not shown to be above it"
+        rows.append(
+            _row(
+                [
+                    f"mean >= {_pct(race['target'])}?",
+                    f"one-sided t-test: t = {race['t']:.2f}, n = {race['n']}, p = {race['p_value']:.3g} ({verdict})",
+                ]
+            )
+        )
+    return rows
 
 
 def comparison_markdown(title, record):
@@ -93,7 +114,8 @@ def lr_tune_markdown(title, record):
     lines = [
         f"# LR tune: {title}",
         "",
-        f"Each candidate trained {budget['epochs']:g} of the config's {budget['of_config_epochs']:g} epochs with 1Cycle, "
+        f"Each candidate trained {budget['epochs']:g} of the config's {budget['of_config_epochs']:g} epochs with "
+        "1Cycle, "
         f"{budget['runs_per_candidate']} seed(s) each, and was judged by its final accuracy on "
         f"{_holdout(record['holdout'])} held out of the training set. The test split was not read.",
         "",
