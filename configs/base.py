@@ -113,6 +113,14 @@ class Config:
     warmup_pct: float = 0.05  # fraction of the run warming up linearly
     final_lr_ratio: float = 0.0  # the last lr, as a fraction of max_lr
     weight_decay: float = 5e-4  # decoupled (Keras): w -= lr * weight_decay * w every step; not on biases/BN
+    decay_biases_and_norms: bool = False  # also decay biases and normalisation weights (airbench decays all)
+    # SGD's update: "keras" (v = m*v - lr*g; w += v) or "pytorch" (b = m*b + g; w -= lr*b, with weight_decay as
+    # PyTorch's coupled g += weight_decay * w), the form the recipes we port were tuned in (onecycle.SGD)
+    momentum_form: str = "keras"
+    # Learning-rate multipliers by variable kind, "kind=factor": kinds are norm_bias, norm_scale (normalisation
+    # layers' offsets and scales), bias and kernel (everything else). airbench: ("norm_bias=64",)
+    lr_multipliers: tuple[str, ...] = ()
+    whiten_bias_epochs: float = 0.0  # > 0: stop training the whitening stem's bias after this (airbench94: 3)
     label_smoothing: float = 0.2  # 0: none
 
     # Distribution and precision
@@ -135,6 +143,10 @@ class Config:
     eval_every_epochs: float = 0.0  # 0: evaluate once, at the end; fractions allowed (0.5: twice an epoch)
     eval_flip: bool = False  # test-time augmentation: average the logits of each image and its mirror image
     ema_momentum: float = 0.0  # > 0 (e.g. 0.99): evaluate and export a moving average of the weights (Keras use_ema)
+    # > 0: airbench's Lookahead, every this many steps (airbench: 5) the weights and BatchNorm statistics move to
+    # their moving average, which they become at the end (onecycle/lookahead.py); exclusive with ema_momentum
+    lookahead_every_steps: int = 0
+    lookahead_decay: float = 0.95  # per step: a move's decay is lookahead_decay ** every x (step / total steps) ** 3
     target_accuracy: float | None = None  # record the first evaluation at or above it (step, epoch, seconds)
     stop_at_target: bool = False  # Dawnbench: stop there (a schedule comparison must not: its length is the recipe)
 

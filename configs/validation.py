@@ -24,7 +24,9 @@ CHOICES = {
     "schedule": ("onecycle", "constant", "step", "warmup_cosine"),
     "anneal_strategy": ("linear", "cos"),
     "input_path": ("auto", "memory", "disk"),
+    "momentum_form": ("keras", "pytorch"),
 }
+VARIABLE_KINDS = ("norm_bias", "norm_scale", "bias", "kernel")  # training.optimization.variable_kind's
 POSITIVE = (
     "batch_size",
     "epochs",
@@ -129,6 +131,16 @@ def _check_ranges(config):
         _fail(f"--config.target_accuracy is a fraction in (0, 1] (0.94 for 94%), got {config.target_accuracy}")
     if not 0 <= config.ema_momentum < 1:
         _fail(f"--config.ema_momentum must be in [0, 1) (0: no EMA; 0.99 is usual), got {config.ema_momentum}")
+    if config.lookahead_every_steps < 0 or not 0 <= config.lookahead_decay < 1:
+        _fail(
+            "--config.lookahead_every_steps must be >= 0 (0: off; airbench: 5) and --config.lookahead_decay in "
+            f"[0, 1), got {config.lookahead_every_steps} and {config.lookahead_decay}"
+        )
+    if config.lookahead_every_steps and config.ema_momentum:
+        _fail(
+            "--config.lookahead_every_steps and --config.ema_momentum each keep a moving average of the weights "
+            "(Lookahead writes it back into them, Keras's EMA only evaluates it): use one of them"
+        )
     if not 0 <= config.label_smoothing < 1:
         _fail(f"--config.label_smoothing must be in [0, 1) (0: none), got {config.label_smoothing}")
     if config.weight_decay < 0:
@@ -178,6 +190,14 @@ def _check_schedule(config):
         _fail(f"--config.warmup_pct must be a fraction in [0, 1), got {config.warmup_pct}")
     if not 0 <= config.final_lr_ratio < 1:
         _fail(f"--config.final_lr_ratio must be in [0, 1), got {config.final_lr_ratio}")
+    if config.momentum_form == "pytorch" and config.optimizer not in ("sgd", "nesterov"):
+        _fail(
+            f"--config.momentum_form=pytorch is SGD's update form, but --config.optimizer={config.optimizer}: use "
+            "sgd or nesterov, or momentum_form=keras"
+        )
+    learning_rate_multipliers(config.lr_multipliers)
+    if config.whiten_bias_epochs < 0:
+        _fail(f"--config.whiten_bias_epochs must be >= 0 (0: never frozen), got {config.whiten_bias_epochs}")
     if config.optimizer == "adamw" and config.weight_decay == 0:
         _fail(
             "--config.optimizer=adamw is Adam with decoupled weight decay, but --config.weight_decay=0: use "
@@ -185,8 +205,33 @@ def _check_schedule(config):
         )
 
 
+def learning_rate_multipliers(entries):
+    """{kind: factor} of `config.lr_multipliers` ("norm_bias=64" ...); raises ConfigError naming a bad entry."""
+    factors = {}
+    for entry in entries:
+        kind, _, factor = entry.partition("=")
+        try:
+            value = float(factor)
+        except ValueError:
+            value = math.nan
+        if kind not in VARIABLE_KINDS or not value > 0:
+            _fail(
+                f"--config.lr_multipliers entry {entry!r} is not kind=factor with a kind of {VARIABLE_KINDS} and "
+                'a factor > 0, e.g. --config.lr_multipliers="norm_bias=64"'
+            )
+        if kind in factors:
+            _fail(f"--config.lr_multipliers={entries} names {kind} twice: give each kind one factor")
+        factors[kind] = value
+    return factors
+
+
 def _check_model(config):
     spec = models.MODELS[config.model]
+    if config.whiten_bias_epochs and spec.whitening_bias is None:
+        _fail(
+            f"--config.whiten_bias_epochs={config.whiten_bias_epochs:g} freezes a whitening stem's bias, but "
+            f"--config.model={config.model} has none: use airbench94, or whiten_bias_epochs=0"
+        )
     if not spec.scales_with_width and config.width != 1.0:
         _fail(f"--config.model={config.model} has a fixed width: set --config.width=1.0, got {config.width}")
     if not spec.sync_batch_norm and config.sync_batch_norm:

@@ -28,12 +28,15 @@ class ModelSpec:
             A model with one needs its training set in memory.
         scales_with_width: whether `width` scales its channels (else only width=1.0 is accepted).
         sync_batch_norm: whether it can all-reduce its BatchNorm statistics across replicas.
+        whitening_bias: the name of the layer holding its whitening stem's bias (`config.whiten_bias_epochs`
+            freezes it), or None.
     """
 
     build: Callable
     init_from_images: Callable | None = None
     scales_with_width: bool = True
     sync_batch_norm: bool = True
+    whitening_bias: str | None = None
 
     @property
     def needs_images_in_memory(self):
@@ -54,7 +57,9 @@ MODELS = {
     "resnet9": ModelSpec(_imported("models.resnet9", "resnet9")),
     "airbench": ModelSpec(_imported("models.airbench", "airbench")),
     "airbench94": ModelSpec(
-        _imported("models.airbench", "airbench94"), init_from_images=_imported("models.airbench", "whiten_from_data")
+        _imported("models.airbench", "airbench94"),
+        init_from_images=_imported("models.airbench", "whiten_from_data"),
+        whitening_bias="whiten_bias",
     ),
     "resnet50": ModelSpec(_imported("models.resnet50", "resnet50"), scales_with_width=False, sync_batch_norm=False),
 }

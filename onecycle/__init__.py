@@ -3,6 +3,7 @@ measured against) and momentum-cycling optimizers."""
 
 from onecycle.baselines import Constant, StepDecay, WarmupCosine
 from onecycle.callbacks import LRFinder, OneCycleScheduler
+from onecycle.lookahead import Lookahead
 from onecycle.lr_range import ExponentialSweep
 from onecycle.optimizers import (
     SGD,
@@ -20,6 +21,7 @@ __all__ = [
     "Constant",
     "exclude_biases_and_norms_from_weight_decay",
     "ExponentialSweep",
+    "Lookahead",
     "LossScaleOptimizer",
     "LRFinder",
     "OneCycle",

@@ -10,6 +10,10 @@ Where the momentum comes from, in order:
 2. otherwise, when `learning_rate` is a `OneCycle` and `cycle_momentum=True` (the default): `OneCycle.momentum`;
 3. otherwise the float, as in Keras.
 Giving both 1. and a cycling `OneCycle` is ambiguous and raises; pass `cycle_momentum=False` to use your own.
+
+Per variable, the learning rate can be multiplied (`multiply_learning_rate`: airbench's 64x for BatchNorm
+biases) and the updates stopped from a step on (`freeze_from_step`: airbench's whitening bias after 3 epochs),
+both inside the compiled step, so a resumed or replicated run agrees.
 """
 
 import keras
@@ -50,19 +54,55 @@ class ScheduledMomentum:
         self._momentum_argument = argument
         self._momentum_schedule = schedule
         self.cycle_momentum = cycle_momentum
+        self._learning_rate_factors, self._freeze_steps = {}, {}
 
-    def follow_momentum_schedule(self, schedule):
-        """Makes the momentum follow `schedule` (a callable of the step) from the next traced step on.
+    def multiply_learning_rate(self, var_list, factor):
+        """Updates `var_list` at `factor` times the learning rate (airbench: 64 for BatchNorm biases).
 
-        For `OneCycleScheduler`, which installs its schedule at the start of `fit`. An optimizer built with zero
-        momentum has no momentum slots: they are added here (zeros, as at build), on every replica.
+        Only the update's rate: the weight decay per step stays the optimizer's (Keras's decoupled
+        `lr * weight_decay * w`; a coupled decay is divided by `factor`, as airbench's `weight_decay / lr_biases`).
+        The variables' keys live in this Python object: call it again on a restored optimizer, before its step runs.
         """
-        self._momentum_schedule = schedule
-        if not getattr(self, self._momentum_name):
-            setattr(self, self._momentum_name, _BUILD_SLOTS)
-            if self.built:
-                with self._distribution_strategy.scope():
-                    setattr(self, self._slots_name, self.add_optimizer_variables(self._trainable_variables, "momentum"))
+        if not factor > 0:
+            raise ValueError(f"multiply_learning_rate: factor must be > 0, got {factor!r}")
+        self._learning_rate_factors.update({self._var_key(variable): float(factor) for variable in var_list})
+
+    def freeze_from_step(self, var_list, step):
+        """Stops updating `var_list` from optimizer step `step` on (the updates of steps 0..step-1 apply): the
+        variables and their optimizer state keep their values, as PyTorch's `requires_grad = False` leaves them.
+        In the graph, without a branch: the update's assignments write the old values back."""
+        self._freeze_steps.update({self._var_key(variable): int(step) for variable in var_list})
+
+    def learning_rate_factor(self, variable):
+        """The factor `multiply_learning_rate` gave `variable` (1.0 if none)."""
+        return self._learning_rate_factors.get(self._var_key(variable), 1.0)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """The subclass's update (`_update`) at the variable's learning rate, with no effect once it is frozen."""
+        factor = self.learning_rate_factor(variable)
+        if factor != 1.0:
+            learning_rate = ops.cast(learning_rate, variable.dtype) * factor
+        freeze_step = self._freeze_steps.get(self._var_key(variable))
+        if freeze_step is None:
+            return self._update(gradient, variable, learning_rate)
+        self._still_training = ops.less(self._iterations, freeze_step)  # read by the assignments below
+        try:
+            return self._update(gradient, variable, learning_rate)
+        finally:
+            self._still_training = None
+
+    def assign(self, variable, value):
+        """Keras's assignment, which every update writes through: of the old value while the variable is frozen."""
+        training = getattr(self, "_still_training", None)
+        super().assign(variable, value if training is None else ops.where(training, value, variable))
+
+    def assign_add(self, variable, value):
+        training = getattr(self, "_still_training", None)
+        super().assign_add(variable, value if training is None else ops.where(training, value, 0.0))
+
+    def assign_sub(self, variable, value):
+        training = getattr(self, "_still_training", None)
+        super().assign_sub(variable, value if training is None else ops.where(training, value, 0.0))
 
     @property
     def current_momentum(self):
@@ -125,7 +165,10 @@ class SGD(ScheduledMomentum, keras.optimizers.SGD):
     """`keras.optimizers.SGD` (plain or Nesterov) with the momentum evaluated at the optimizer step.
 
     The update is Keras's: `v = m*v - lr*g; w += v` (Nesterov: `w += m*v - lr*g`), with `m` and `lr` both
-    functions of `iterations`.
+    functions of `iterations`. With `momentum_form="pytorch"` it is PyTorch's, which the recipes we port (airbench,
+    Page's, fastai's) were tuned with: `b = m*b + g; w -= lr*b` (Nesterov: `w -= lr*(g + m*b)`), and
+    `weight_decay` is PyTorch's coupled decay (`g += weight_decay * w` first). With a constant lr the two forms
+    are the same; when the lr changes every step they are not, since Keras's velocity holds past learning rates.
 
     Args:
         learning_rate: a float, or a schedule of the step (`OneCycle`, a baseline, any `LearningRateSchedule`).
@@ -134,6 +177,7 @@ class SGD(ScheduledMomentum, keras.optimizers.SGD):
             learning rate the momentum follows `OneCycle.momentum` whatever float is given.
         nesterov: Nesterov momentum. Default False.
         cycle_momentum: follow a `OneCycle` learning rate's momentum. Default True.
+        momentum_form: "keras" (default) or "pytorch": which update (above), and with it which weight decay.
         **kwargs: Keras's optimizer arguments (`weight_decay`, `use_ema`, `ema_momentum`, `clipnorm`, ...).
 
     Example:
@@ -142,15 +186,27 @@ class SGD(ScheduledMomentum, keras.optimizers.SGD):
     """
 
     _slots_name = "momentums"
+    MOMENTUM_FORMS = ("keras", "pytorch")
 
-    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, cycle_momentum=True, **kwargs):
+    def __init__(
+        self, learning_rate=0.01, momentum=0.0, nesterov=False, cycle_momentum=True, momentum_form="keras", **kwargs
+    ):
+        if momentum_form not in self.MOMENTUM_FORMS:
+            raise ValueError(f"onecycle.SGD: momentum_form must be one of {self.MOMENTUM_FORMS}, got {momentum_form!r}")
         keras_momentum, schedule = self._resolve_momentum(learning_rate, momentum, cycle_momentum)
         super().__init__(learning_rate=learning_rate, momentum=keras_momentum, nesterov=nesterov, **kwargs)
         self._keep_momentum(momentum, schedule, cycle_momentum)
+        self.momentum_form = momentum_form
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _apply_weight_decay(self, variables):
+        if self.momentum_form == "keras":  # PyTorch's form couples the decay into the gradient, in `_update`
+            super()._apply_weight_decay(variables)
+
+    def _update(self, gradient, variable, learning_rate):
+        if self.momentum_form == "pytorch":
+            return self._pytorch_update(gradient, variable, learning_rate)
         if self.momentum == 0:
-            return super().update_step(gradient, variable, learning_rate)
+            return keras.optimizers.SGD.update_step(self, gradient, variable, learning_rate)
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         m = self._momentum_at_step(variable.dtype)
@@ -160,6 +216,23 @@ class SGD(ScheduledMomentum, keras.optimizers.SGD):
             self.assign_add(variable, velocity * m - gradient * lr)
         else:
             self.assign_add(variable, velocity)
+
+    def _pytorch_update(self, gradient, variable, learning_rate):
+        """torch.optim.SGD's step (dampening 0): `g += wd*w; b = m*b + g; w -= lr*(g + m*b if nesterov else b)`."""
+        lr = ops.cast(learning_rate, variable.dtype)
+        gradient = ops.cast(gradient, variable.dtype)
+        if self.weight_decay and self._use_weight_decay(variable):  # per step lr*wd*w, whatever the lr factor
+            decay = self.weight_decay / self.learning_rate_factor(variable)
+            gradient = gradient + ops.cast(decay, variable.dtype) * variable
+        if self.momentum == 0:
+            return self.assign_sub(variable, lr * gradient)
+        m = self._momentum_at_step(variable.dtype)
+        buffer = self.momentums[self._get_variable_index(variable)]
+        self.assign(buffer, m * buffer + gradient)
+        self.assign_sub(variable, lr * (gradient + m * buffer if self.nesterov else buffer))
+
+    def get_config(self):
+        return super().get_config() | {"momentum_form": self.momentum_form}
 
 
 @keras.saving.register_keras_serializable(package="onecycle")
@@ -182,9 +255,9 @@ class RMSprop(ScheduledMomentum, keras.optimizers.RMSprop):
         super().__init__(learning_rate=learning_rate, momentum=keras_momentum, **kwargs)
         self._keep_momentum(momentum, schedule, cycle_momentum)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _update(self, gradient, variable, learning_rate):
         if self.momentum == 0:
-            return super().update_step(gradient, variable, learning_rate)
+            return keras.optimizers.RMSprop.update_step(self, gradient, variable, learning_rate)
         lr = ops.cast(learning_rate, variable.dtype)
         gradient = ops.cast(gradient, variable.dtype)
         index = self._get_variable_index(variable)
@@ -262,7 +335,7 @@ class Adam(ScheduledMomentum, keras.optimizers.Adam):
         super()._backend_apply_gradients(grads, trainable_variables)
         self._applied_beta_1_product.assign(through_this_step)
 
-    def update_step(self, gradient, variable, learning_rate):
+    def _update(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         gradient = ops.cast(gradient, dtype)

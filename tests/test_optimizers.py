@@ -342,3 +342,123 @@ def test_each_schedule_is_evaluated_once_per_step_and_replica(two_replicas, repl
     step.get_concrete_function()
     momentum_reads = 1 if isinstance(optimizer, onecycle.Adam) else 0  # the product's advance, in the replica
     assert CountingOneCycle.calls == {"lr": replicas, "momentum": replicas * (1 + momentum_reads)}
+
+
+def dense_with_bias():
+    model = keras.Sequential([keras.Input((FEATURES,)), keras.layers.Dense(1)])
+    model.set_weights([W0.astype("float32"), np.array([0.25], "float32")])
+    return model
+
+
+def train_dense(strategy, make_optimizer, prepare=lambda optimizer, model: None, steps=range(STEPS), state=None):
+    """The custom loop over a dense layer with a bias, `prepare(optimizer, model)` run before the optimizer is
+    built; `state` (model, optimizer) continues a run instead of starting one."""
+    with strategy.scope():
+        model, optimizer = state or (dense_with_bias(), make_optimizer())
+        if state is None:
+            prepare(optimizer, model)
+            optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def train_step(x, y):
+        def replica_step(x, y):
+            with tf.GradientTape() as tape:
+                per_example = tf.reduce_mean(tf.square(model(x, training=True) - y), axis=-1)
+                loss = tf.nn.compute_average_loss(per_example, global_batch_size=GLOBAL_BATCH)
+            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
+
+        strategy.run(replica_step, args=(x, y))
+
+    for k in steps:
+        batch = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH).skip(k).take(1)
+        for x, y in strategy.experimental_distribute_dataset(batch):
+            train_step(x, y)
+    return model, optimizer
+
+
+def dense_gradients(w, b, step):
+    """(kernel gradient, bias gradient) of the mean squared error of global batch `step`."""
+    x, y = X[step * GLOBAL_BATCH : (step + 1) * GLOBAL_BATCH], Y[step * GLOBAL_BATCH : (step + 1) * GLOBAL_BATCH]
+    residual = x @ w + b - y
+    return 2.0 / GLOBAL_BATCH * x.T @ residual, 2.0 / GLOBAL_BATCH * residual.sum(axis=0)
+
+
+def numpy_torch_sgd(nesterov, weight_decay, bias_factor, freeze_bias_at=None):
+    """torch.optim.SGD's documented step, one param group per variable as airbench builds them: the bias at
+    `bias_factor` x the lr with weight decay weight_decay / bias_factor; lr and momentum change every step."""
+    s = schedule()
+    params, buffers = [W0.copy(), np.array([0.25])], [0.0, 0.0]
+    for k in range(STEPS):
+        lr, m = float(s(k)), float(s.momentum(k))
+        for i, g in enumerate(dense_gradients(*params, k)):
+            if i == 1 and freeze_bias_at is not None and k >= freeze_bias_at:
+                continue  # requires_grad = False: no update, the buffer kept
+            factor = bias_factor if i == 1 else 1.0
+            g = g + weight_decay / factor * params[i]
+            buffers[i] = m * buffers[i] + g if k else g  # PyTorch starts the buffer at the first gradient
+            params[i] = params[i] - lr * factor * (g + m * buffers[i] if nesterov else buffers[i])
+    return params
+
+
+@pytest.mark.parametrize("nesterov", [False, True], ids=["sgd", "nesterov"])
+def test_pytorch_form_with_a_bias_lr_factor_matches_torchs_update_on_two_replicas(two_replicas, nesterov):
+    def prepare(optimizer, model):
+        optimizer.multiply_learning_rate([model.layers[0].bias], 4.0)
+
+    def make():
+        return onecycle.SGD(schedule(), nesterov=nesterov, momentum_form="pytorch", weight_decay=0.05)
+
+    model, optimizer = train_dense(two_replicas, make, prepare)
+    kernel, bias = numpy_torch_sgd(nesterov, 0.05, 4.0)
+    for replica in range(2):
+        weights = [v.value.values[replica].numpy() for v in model.trainable_variables]
+        np.testing.assert_allclose(weights[0], kernel, rtol=2e-5)
+        np.testing.assert_allclose(weights[1], bias, rtol=2e-5)
+    # Discriminates: without the factor, and in Keras's form (the lr inside the velocity), the weights differ.
+    assert not np.allclose(numpy_torch_sgd(nesterov, 0.05, 1.0)[1], bias, rtol=1e-3)
+    keras_form, _ = train_dense(two_replicas, lambda: onecycle.SGD(schedule(), nesterov=nesterov), prepare)
+    torch_form, _ = train_dense(
+        two_replicas, lambda: onecycle.SGD(schedule(), nesterov=nesterov, momentum_form="pytorch"), prepare
+    )
+    assert not np.allclose(keras_form.get_weights()[0], torch_form.get_weights()[0], rtol=1e-3)
+
+
+@pytest.mark.parametrize(
+    "make_optimizer",
+    [
+        lambda: onecycle.SGD(schedule(), nesterov=True, momentum_form="pytorch", weight_decay=0.05),
+        lambda: onecycle.SGD(schedule(), nesterov=True),
+        lambda: onecycle.Adam(schedule()),
+        lambda: onecycle.RMSprop(schedule()),
+    ],
+    ids=["sgd_pytorch", "sgd_keras", "adam", "rmsprop"],
+)
+def test_a_frozen_variable_and_its_state_stop_at_the_freeze_step_across_a_resume(
+    two_replicas, make_optimizer, tmp_path
+):
+    freeze_at = 3
+
+    def prepare(optimizer, model):
+        optimizer.freeze_from_step([model.layers[0].bias], freeze_at)
+
+    unfrozen, _ = train_dense(two_replicas, make_optimizer, steps=range(freeze_at))
+    straight, optimizer = train_dense(two_replicas, make_optimizer, prepare)
+    kernel, bias = straight.trainable_variables
+    np.testing.assert_array_equal(bias.numpy(), unfrozen.trainable_variables[1].numpy())  # steps 0..2 applied only
+    assert not np.allclose(kernel.numpy(), unfrozen.trainable_variables[0].numpy())  # the kernel trained on
+    if isinstance(optimizer, onecycle.SGD) and optimizer.momentum_form == "pytorch":
+        np.testing.assert_allclose(
+            bias.numpy(), numpy_torch_sgd(True, 0.05, 1.0, freeze_bias_at=freeze_at)[1], rtol=2e-5
+        )
+
+    # Resumed from a checkpoint of step 2: the freeze is a function of the restored step.
+    first, first_optimizer = train_dense(two_replicas, make_optimizer, prepare, steps=range(2))
+    path = tf.train.Checkpoint(model=first, optimizer=first_optimizer).save(str(tmp_path / "ckpt"))
+    with two_replicas.scope():
+        model, optimizer = dense_with_bias(), make_optimizer()
+        prepare(optimizer, model)
+        optimizer.build(model.trainable_variables)
+    tf.train.Checkpoint(model=model, optimizer=optimizer).restore(path)
+    resumed, _ = train_dense(two_replicas, None, steps=range(2, STEPS), state=(model, optimizer))
+    for a, b in zip(resumed.get_weights(), straight.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6)

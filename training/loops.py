@@ -66,12 +66,13 @@ class Loops(NamedTuple):
     eval_sums: Sums
 
 
-def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None):
+def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None, lookahead=None):
     """The `Loops` of a run: `train(train_input, num_steps)` and `eval(iterator, num_steps)`, compiled.
 
     `train_input` is an iterator over the distributed training dataset, or, with `resident` (a
     `ResidentTrainingSet`, whose `batch(global step, replica)` gives that replica's batch from data held on the
-    device), a variable holding the global step of the call's first batch.
+    device), a variable holding the global step of the call's first batch. With `lookahead` (an
+    `onecycle.Lookahead`) each step ends with its update, in cross-replica context.
     """
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction=None
@@ -125,6 +126,8 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
                 strategy.run(train_step, args=next(train_input))
             else:
                 strategy.run(resident_train_step, args=(tf.convert_to_tensor(train_input) + tf.cast(i, tf.int64),))
+            if lookahead is not None:
+                lookahead.update(optimizer.iterations)
 
     @tf.function
     def eval_loop(iterator, num_steps):

@@ -21,6 +21,7 @@ class Plan:
     total_steps: int  # the schedule's length: floor(epochs * steps_per_epoch)
     end_step: int  # where this run stops: total_steps, or config.stop_at_step if earlier
     eval_every_steps: int  # 0: only at the end
+    whiten_bias_freeze_step: int  # the step from which the whitening bias stays as it is; 0: never
     jit_compile: bool
     max_lr: float  # the peak learning rate at the global batch
     lr_rule: str  # how max_lr follows from config.lr and the batch, for the log
@@ -53,6 +54,7 @@ def derive_plan(config, num_train, replicas, input_path):
         total_steps=total_steps,
         end_step=min(total_steps, config.stop_at_step or total_steps),
         eval_every_steps=epochs_to_steps(config.eval_every_epochs, steps_per_epoch),
+        whiten_bias_freeze_step=epochs_to_steps(config.whiten_bias_epochs, steps_per_epoch),
         jit_compile=config.jit_compile,
         max_lr=peak_lr(config),
         lr_rule=f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",

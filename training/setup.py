@@ -15,6 +15,7 @@ from absl import logging
 
 import input_pipeline
 import models
+import onecycle
 from configs.base import ConfigError
 from configs.validation import validate
 from input_pipeline.resident import ResidentTrainingSet
@@ -34,6 +35,7 @@ class Run:
     plan: Plan
     model: object
     optimizer: object
+    lookahead: object = None  # onecycle.Lookahead, with config.lookahead_every_steps
 
 
 RESOLVED_FIELDS = ("jit_compile", "deterministic")  # auto (None) in a config, resolved by `start` for the strategy
@@ -111,13 +113,18 @@ def build(config, strategy, placement, schedule=None, momentum=None):
         model = spec.build(
             data.image_shape, data.num_classes, sync_batch_norm=config.sync_batch_norm, width=config.width
         )
-        optimizer = create_optimizer(config, model, schedule, momentum)
+        optimizer = create_optimizer(config, model, schedule, momentum, plan.whiten_bias_freeze_step)
         optimizer.build(model.trainable_variables)
         if spec.init_from_images:
             images = input_pipeline.normalise(data.train_images[: models.WHITENING_IMAGES], data).numpy()
             spec.init_from_images(model, images)
             logging.info("%s initialised from the first %d training images", config.model, len(images))
-    return Run(config, strategy, data, plan, model, optimizer)
+        lookahead = None
+        if config.lookahead_every_steps:  # after the initialisation: the average starts as the weights
+            lookahead = onecycle.Lookahead(
+                model.weights, plan.total_steps, config.lookahead_every_steps, config.lookahead_decay
+            )
+    return Run(config, strategy, data, plan, model, optimizer, lookahead)
 
 
 def load_data(config, placement=None):

@@ -60,6 +60,7 @@ class Training:
         self.clock = report.Clock()
         run = setup.build(config, strategy, placement)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
+        self.lookahead = run.lookahead
         logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data.num_train))
         if changes:
             logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
@@ -76,7 +77,14 @@ class Training:
         self.log = report.RunLog(os.path.join(workdir, "history.jsonl"), self.chief, self.step)
         self.resident, self.train_input = setup.training_input(config, strategy, self.data, self.batches_consumed)
         self.loops = loops.make_loops(
-            strategy, self.model, self.optimizer, config, self.data.num_classes, config.batch_size, self.resident
+            strategy,
+            self.model,
+            self.optimizer,
+            config,
+            self.data.num_classes,
+            config.batch_size,
+            self.resident,
+            self.lookahead,
         )
         self.eval_data, self.eval_steps = input_pipeline.eval_dataset(strategy, self.data, config.batch_size)
         self.clock.data_prepared()
@@ -103,6 +111,7 @@ class Training:
             optimizer=self.optimizer,
             batches_consumed=self.batches_consumed,
             timers=self.clock.carried,
+            **({"lookahead": self.lookahead} if self.lookahead else {}),
         )
         checkpoints.remove_stale_temporaries(checkpoint_dir)
         agree = functools.partial(checkpoints.newest_common_step, strategy) if self.workers > 1 else None
