@@ -153,6 +153,8 @@ def _check_ranges(config):
             f"(0: none), got {config.holdout}"
         )
     augmentation = config.augmentation
+    if augmentation.alternate_flip and not augmentation.flip:
+        _fail("--config.augmentation.alternate_flip chooses how images are flipped: set augmentation.flip=True too")
     if augmentation.crop_padding < 0 or augmentation.cutout < 0:
         _fail(f"--config.augmentation's crop_padding and cutout must be >= 0 (0: off), got {augmentation}")
 

@@ -5,6 +5,7 @@ from input_pipeline.augmentations import Augmentation, augment
 from input_pipeline.pipeline import (
     epoch_order,
     eval_dataset,
+    first_epoch_flips,
     normalise,
     per_replica_batch_size,
     resident_batch,
@@ -25,6 +26,7 @@ __all__ = [
     "epoch_order",
     "check_source",
     "eval_dataset",
+    "first_epoch_flips",
     "load",
     "normalise",
     "per_replica_batch_size",

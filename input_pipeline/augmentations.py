@@ -18,7 +18,7 @@ def augment(images, seed, augmentation):
     crop_seed, flip_seed, cutout_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     if augmentation.crop_padding:
         images = random_crop(images, augmentation.crop_padding, crop_seed)
-    if augmentation.flip:
+    if augmentation.flip and not augmentation.alternate_flip:  # alternating: by example index, in the pipeline
         images = random_flip(images, flip_seed)
     if augmentation.cutout:
         images = cutout(images, augmentation.cutout, cutout_seed)

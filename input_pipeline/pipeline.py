@@ -26,6 +26,7 @@ from input_pipeline.augmentations import augment
 from input_pipeline.errors import DatasetError
 
 _FOREVER = 2**62
+_FLIP_STREAM = -1  # epoch_order's "epoch" of the alternating flip's first-epoch choice (never a real epoch)
 PREFETCH_STEPS = 2  # steps of batches a worker's pipeline keeps ready, when it reads from disk
 
 
@@ -58,12 +59,28 @@ def epoch_order(num_examples, seed, epoch):
     return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), seed=[seed, epoch])
 
 
-def resident_batch(images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation, order=None):
+def first_epoch_flips(num_examples, seed):
+    """uint8 [N]: 1 for the examples the alternating flip mirrors in epoch 0, exactly floor(N / 2) of them, chosen
+    by the seed alone (a permutation's first half, computed on the host like the epoch orders)."""
+    chosen = epoch_order(num_examples, seed, _FLIP_STREAM)[: num_examples // 2]
+    return tf.scatter_nd(chosen[:, None], tf.ones_like(chosen, tf.uint8), [num_examples])
+
+
+def alternately_flipped(images, indices, epoch, first_flips):
+    """airbench's alternating flip: example i is mirrored in epoch e iff `first_flips[i]` xor (e is odd), so over
+    two epochs every image is seen once each way (random flips repeat a side half the time)."""
+    mirrored = tf.not_equal(tf.cast(_gather(first_flips, indices), tf.int64), tf.cast(epoch, tf.int64) % 2)
+    return tf.where(mirrored[:, None, None, None], tf.reverse(images, axis=[2]), images)
+
+
+def resident_batch(
+    images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation, order=None, first_flips=None
+):
     """Replica `replica`'s batch of global step `step`, gathered from the whole training set held in `images` and
     `labels` (tensors on the replica's device): the same examples, normalisation and augmentation as
     `train_dataset` gives that replica at that step, computed inside the training step from (seed, step).
     `order`: the step's epoch's `epoch_order` (a tensor or variable), if the caller holds it (else it is
-    computed here)."""
+    computed here). `first_flips` (`first_epoch_flips`): flip by the alternating rule, before the augmentation."""
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     step, replica = tf.cast(step, tf.int64), tf.cast(replica, tf.int64)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
@@ -71,7 +88,10 @@ def resident_batch(images, labels, data, global_batch, num_replicas, seed, step,
     start = position * global_batch + replica * per_replica
     order = epoch_order(data.num_train, tf.constant(seed, tf.int64), epoch) if order is None else order
     indices = _gather(order, start + tf.range(per_replica, dtype=tf.int64))  # a slice whose start stays on the device
-    batch = normalise(_gather(images, indices), data)
+    batch = _gather(images, indices)
+    if first_flips is not None:
+        batch = alternately_flipped(batch, indices, epoch, first_flips)
+    batch = normalise(batch, data)
     if augmentation is not None:
         batch = augment(batch, tf.stack([tf.constant(seed, tf.int64), step * num_replicas + replica]), augmentation)
     return batch, _gather(labels, indices)
@@ -85,16 +105,19 @@ def _gather(values, indices):
     return tf.gather(values, indices)
 
 
-def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None):
+def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None, alternate_flip=False):
     """An endless distributed dataset of (images, labels) per-replica batches, starting at global `start_step`.
 
-    Each element also carries its global step and replica index, from which the augmentation seed is derived.
+    Each element also carries its global step and replica index, from which the augmentation seed is derived,
+    and its examples' indices, from which `alternate_flip` (applied here even when `augmentation` is left to the
+    accelerator: it comes first, and is exact) mirrors them.
     """
     num_replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     first_epoch, skipped_steps = divmod(start_step, epoch_steps)
     source = _source(data, "train")
+    first_flips = first_epoch_flips(data.num_train, seed) if alternate_flip else None
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
@@ -106,11 +129,11 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
             return tf.data.Dataset.from_tensor_slices((steps, order[:, first_replica : first_replica + local_replicas]))
 
         def replica_batches(step, indices):
-            keys = (tf.fill([local_replicas], step), first_replica + tf.range(local_replicas, dtype=tf.int64))
-            return tf.data.Dataset.from_tensor_slices((keys, indices))
+            steps, replicas = tf.fill([local_replicas], step), first_replica + tf.range(local_replicas, dtype=tf.int64)
+            return tf.data.Dataset.from_tensor_slices(((steps, replicas, indices), indices))
 
         def batch_seed(key):
-            step, replica = key
+            step, replica, _ = key
             return tf.stack([tf.cast(seed, tf.int64), step * num_replicas + replica])
 
         def crop(encoded, key, position):
@@ -118,6 +141,9 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
             return crops.random_resized_crop(encoded, data.image_size, seed_of_example)
 
         def finish(key, images, labels):
+            step, _, indices = key
+            if first_flips is not None:
+                images = alternately_flipped(images, indices, step // epoch_steps, first_flips)
             batch = normalise(images, data)
             if augmentation is not None:
                 batch = augment(batch, batch_seed(key), augmentation)

@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from input_pipeline.pipeline import epoch_order, resident_batch, steps_per_epoch
+from input_pipeline.pipeline import epoch_order, first_epoch_flips, resident_batch, steps_per_epoch
 
 
 class ResidentTrainingSet:
@@ -23,18 +23,23 @@ class ResidentTrainingSet:
         global_batch: the batch over all replicas.
         seed: the run's seed (the epoch order and the augmentation derive from it).
         augmentation: the `Augmentation` applied to each batch in the step, or None.
+        alternate_flip: mirror by the alternating rule (`first_epoch_flips`, held on the device), before it.
     """
 
-    def __init__(self, strategy, data, global_batch, seed, augmentation):
+    def __init__(self, strategy, data, global_batch, seed, augmentation, alternate_flip=False):
         self.data, self.global_batch, self.seed, self.augmentation = data, global_batch, seed, augmentation
         self.num_replicas = strategy.num_replicas_in_sync
         self.steps_per_epoch = steps_per_epoch(data.num_train, global_batch)
         images, labels = _synthetic_on_device(data, seed) if data.synthetic else (data.train_images, data.train_labels)
+        flips = first_epoch_flips(data.num_train, seed) if alternate_flip else None  # on the host: a shuffle
         with strategy.scope():
             self.images = tf.Variable(images, trainable=False, name="resident_images", dtype=tf.uint8)
             # int64: GPUs hold no int32 variable (it would live on the host, gathered there every step)
             self.labels = tf.Variable(labels, trainable=False, name="resident_labels", dtype=tf.int64)
             self.order = tf.Variable(tf.zeros([data.num_train], tf.int64), trainable=False, name="epoch_order")
+            self.first_flips = None
+            if flips is not None:
+                self.first_flips = tf.Variable(flips, trainable=False, name="first_epoch_flips", dtype=tf.uint8)
         self.order_epoch = None  # the epoch whose order `order` holds
 
     def prepare_call(self, step, most_steps):
@@ -61,6 +66,7 @@ class ResidentTrainingSet:
             replica,
             self.augmentation,
             order=self.order,
+            first_flips=self.first_flips,
         )
 
 

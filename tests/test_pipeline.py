@@ -141,3 +141,54 @@ def test_the_int64_epoch_order_is_the_int32_permutation_of_before(num_examples, 
     after = input_pipeline.pipeline.epoch_order(num_examples, seed, epoch)
     assert after.dtype == tf.int64
     np.testing.assert_array_equal(after.numpy(), before.numpy())
+
+
+def oriented_data(num_train=40):
+    """Images whose channel 0 is their example number and channel 1 their column, so a batch says which
+    examples it holds and which of them are mirrored."""
+    images = np.zeros((num_train, 4, 4, 3), np.uint8)
+    images[..., 0] = np.arange(num_train)[:, None, None]
+    images[..., 1] = np.arange(4)[None, None, :]
+    labels = np.arange(num_train, dtype=np.int32) % 10
+    return Data("oriented", images, labels, images[:8], labels[:8], 10, (0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
+
+
+def flip_states(steps):
+    """{example: mirrored} over the batches of `steps`."""
+    states = {}
+    for step in steps:
+        for images, _ in step:
+            states.update({int(image[0, 0, 0]): bool(image[0, 0, 1] == 3) for image in images})
+    return states
+
+
+def test_the_alternating_flip_mirrors_half_in_epoch_0_then_every_image_in_alternate_epochs(two_replicas):
+    data = oriented_data()
+    augmentation = Augmentation(crop_padding=0, cutout=0, flip=True, alternate_flip=True)
+    dataset = input_pipeline.train_dataset(
+        two_replicas, data, 8, seed=5, augmentation=augmentation, alternate_flip=True
+    )
+    steps = take_steps(two_replicas, dataset, 15)  # 3 epochs of 5 steps
+    epochs = [flip_states(steps[5 * e : 5 * e + 5]) for e in range(3)]
+    assert all(sorted(states) == list(range(40)) for states in epochs)
+    assert sum(epochs[0].values()) == 20  # exactly half in epoch 0
+    for i in range(40):
+        assert epochs[1][i] != epochs[0][i] and epochs[2][i] == epochs[0][i]
+    # A function of the seed: another seed mirrors another half.
+    other = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, 6, alternate_flip=True), 5)
+    assert flip_states(other) != epochs[0] and sum(flip_states(other).values()) == 20
+    # Resumed mid-epoch-1, and on one replica: the same images, flipped the same way.
+    resumed = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, 5, 7, None, True), 3)
+    for a, b in zip(resumed, steps[7:10]):
+        for (images_a, _), (images_b, _) in zip(a, b):
+            np.testing.assert_array_equal(images_a, images_b)
+    one = tf.distribute.get_strategy()
+    single = take_steps(one, input_pipeline.train_dataset(one, data, 8, 5, alternate_flip=True), 10)
+    assert flip_states(single[5:]) == epochs[1]
+    # The device-resident path: the same batches, bit for bit.
+    images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
+    flips = input_pipeline.first_epoch_flips(40, 5)
+    for step in range(15):
+        for replica in range(2):
+            resident = input_pipeline.resident_batch(images, labels, data, 8, 2, 5, step, replica, None, None, flips)
+            np.testing.assert_array_equal(resident[0].numpy(), steps[step][replica][0])

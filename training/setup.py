@@ -149,11 +149,13 @@ def training_input(config, strategy, data, batches_consumed):
     variable `batches_consumed` (the global step of each call's first batch), else an iterator over the
     distributed dataset from the data position `batches_consumed` holds (a restored one, on a resume)."""
     augmentation = input_augmentation(config)
+    alternate = config.augmentation.flip and config.augmentation.alternate_flip
     if config.data_on_device:
-        return ResidentTrainingSet(strategy, data, config.batch_size, config.seed, augmentation), batches_consumed
+        resident = ResidentTrainingSet(strategy, data, config.batch_size, config.seed, augmentation, alternate)
+        return resident, batches_consumed
     start = int(batches_consumed.numpy())
     dataset = input_pipeline.train_dataset(
-        strategy, data, config.batch_size, config.seed, start_step=start, augmentation=augmentation
+        strategy, data, config.batch_size, config.seed, start, augmentation=augmentation, alternate_flip=alternate
     )
     return None, iter(dataset)
 
