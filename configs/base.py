@@ -145,6 +145,9 @@ class Config:
     # Evaluation
     eval_every_epochs: float = 0.0  # 0: evaluate once, at the end; fractions allowed (0.5: twice an epoch)
     eval_flip: bool = False  # test-time augmentation: average the logits of each image and its mirror image
+    # ... and, with eval_flip, airbench's multi-crop TTA: the mirror pairs of the image and of it shifted one pixel
+    # down-right and up-left (reflect-padded), weighted 0.5, 0.25 and 0.25: 6 forward passes per image
+    eval_translate: bool = False
     ema_momentum: float = 0.0  # > 0 (e.g. 0.99): evaluate and export a moving average of the weights (Keras use_ema)
     # > 0: airbench's Lookahead, every this many steps (airbench: 5) the weights and BatchNorm statistics move to
     # their moving average, which they become at the end (onecycle/lookahead.py); exclusive with ema_momentum

@@ -152,6 +152,8 @@ def _check_ranges(config):
             f"--config.holdout is a fraction of the training set in (0, 1) or a whole count of examples "
             f"(0: none), got {config.holdout}"
         )
+    if config.eval_translate and not config.eval_flip:
+        _fail("--config.eval_translate averages mirror pairs of shifted images (airbench's TTA): set eval_flip=True")
     augmentation = config.augmentation
     if augmentation.alternate_flip and not augmentation.flip:
         _fail("--config.augmentation.alternate_flip chooses how images are flipped: set augmentation.flip=True too")

@@ -252,6 +252,28 @@ def test_flip_test_time_augmentation():
     np.testing.assert_allclose(tta, (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
 
 
+def test_multi_crop_test_time_augmentation_weighs_airbenchs_six_views():
+    import keras
+
+    from training.loops import predict_logits
+
+    images = tf.random.stateless_normal([4, 8, 8, 3], seed=[3, 4])
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
+    padded = np.pad(images.numpy(), [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+
+    def mirror_pair(views):
+        return (model(views).numpy() + model(views[:, :, ::-1]).numpy()) / 2
+
+    expected = (
+        0.5 * mirror_pair(images.numpy())
+        + 0.25 * mirror_pair(padded[:, :8, :8])
+        + 0.25 * mirror_pair(padded[:, 2:, 2:])
+    )
+    tta = predict_logits(model, images, flip=True, translate=True).numpy()
+    np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
+    assert np.abs(tta - predict_logits(model, images, flip=True).numpy()).max() > 1e-3
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_replicas):

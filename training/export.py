@@ -16,8 +16,9 @@ def serving_model(model, data):
     """`model` behind its input normalisation: raw uint8 images [N, H, W, 3] of the training size in, logits out.
 
     The per-channel mean and standard deviation are the dataset's (the ones the trainer normalised with), held
-    in a Keras `Normalization` layer, so `model.keras` needs nothing else. Evaluation's flip test-time
-    augmentation (`eval_flip`) is not part of it: average the logits of an image and its mirror to get it.
+    in a Keras `Normalization` layer, so `model.keras` needs nothing else. Evaluation's test-time augmentation
+    is not part of it: for `eval_flip`, average the logits of an image and its mirror; for `eval_translate` as
+    well, `training.loops.predict_logits(model, images, flip=True, translate=True)` computes it.
     """
     images = keras.Input(shape=data.image_shape, dtype="uint8", name="images")
     normalised = keras.layers.Normalization(mean=data.mean, variance=np.square(data.std), name="normalise")(

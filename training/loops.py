@@ -48,12 +48,23 @@ class Sums:
         return result
 
 
-def predict_logits(model, images, flip=False):
-    """Evaluation logits (float32); with `flip`, the mean of the logits of each image and of its mirror image."""
-    logits = tf.cast(model(images, training=False), tf.float32)
-    if flip:
-        mirrored = tf.cast(model(tf.reverse(images, axis=[2]), training=False), tf.float32)
-        logits = (logits + mirrored) / 2
+def predict_logits(model, images, flip=False, translate=False):
+    """Evaluation logits (float32); with `flip`, the mean of the logits of each image and of its mirror image;
+    with `translate` too, airbench's multi-crop TTA (its level 2): half that, plus a quarter each of the same
+    for the image shifted one pixel down-right and one up-left (views (0,0) and (2,2) of it reflect-padded by 1)."""
+
+    def logits_of(views):
+        logits = tf.cast(model(views, training=False), tf.float32)
+        if flip:
+            logits = (logits + tf.cast(model(tf.reverse(views, axis=[2]), training=False), tf.float32)) / 2
+        return logits
+
+    logits = logits_of(images)
+    if translate:
+        height, width = images.shape[1], images.shape[2]
+        padded = tf.pad(images, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        shifted = [padded[:, :height, :width], padded[:, 2 : height + 2, 2 : width + 2]]
+        logits = logits / 2 + (logits_of(shifted[0]) + logits_of(shifted[1])) / 4
     return logits
 
 
@@ -94,7 +105,7 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
         return tape.gradient(scaled_loss, model.trainable_variables), losses, logits
 
     def predict(images):
-        return predict_logits(model, images, config.eval_flip)
+        return predict_logits(model, images, config.eval_flip, config.eval_translate)
 
     if config.jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)

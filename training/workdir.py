@@ -32,6 +32,7 @@ RESUMABLE_FIELDS = frozenset(
         "max_call_seconds",
         "eval_every_epochs",
         "eval_flip",
+        "eval_translate",
         "target_accuracy",
         "stop_at_target",
         "log_every_steps",
