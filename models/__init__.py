@@ -61,6 +61,11 @@ MODELS = {
         init_from_images=_imported("models.airbench", "whiten_from_data"),
         whitening_bias="whiten_bias",
     ),
+    "airbench94_without_dirac": ModelSpec(
+        _imported("models.airbench", "airbench94_without_dirac"),
+        init_from_images=_imported("models.airbench", "whiten_from_data"),
+        whitening_bias="whiten_bias",
+    ),
     "resnet50": ModelSpec(_imported("models.resnet50", "resnet50"), scales_with_width=False, sync_batch_norm=False),
 }
 

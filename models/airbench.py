@@ -9,8 +9,8 @@ BN -> GELU -> conv -> BN -> GELU, a global max-pool and a linear head scaled by 
   followed by a trainable bias;
 - every other 3x3 convolution starts as an identity on its first input channels (dirac initialisation);
 - BatchNorm without scale (airbench freezes it at 1), momentum 0.6 and epsilon 1e-12.
-Not in: the 64x learning rate for BatchNorm biases, freezing the stem's bias after 3 epochs, Lookahead (use the
-config's EMA), translate test-time augmentation (flip TTA is `eval_flip`), alternating flip.
+The rest of airbench94's recipe is the trainer's, each a config switch (configs/cifar10_airbench.py uses them
+all): `lr_multipliers`, `whiten_bias_epochs`, `lookahead_every_steps`, `eval_translate`, `alternate_flip`.
 """
 
 import keras
@@ -35,9 +35,10 @@ def airbench(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     return keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench")
 
 
-def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0):
+def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0, dirac=True):
     """airbench with a whitening stem (call `whiten_from_data` before training), dirac-initialised convolutions
-    and scale-free BatchNorm; `width` scales the blocks' channels (1.0: 64-256-256)."""
+    (unless `dirac=False`: the ablation's step before them) and scale-free BatchNorm; `width` scales the blocks'
+    channels (1.0: 64-256-256)."""
 
     def norm(x):
         return keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False, synchronized=sync_batch_norm)(
@@ -58,9 +59,14 @@ def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     x = keras.layers.GlobalMaxPooling2D()(x)
     model = keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench94")
     for layer in model.layers:
-        if isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3):
+        if dirac and isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3):
             _dirac(layer.kernel)
     return model
+
+
+def airbench94_without_dirac(input_shape, num_classes, sync_batch_norm=False, width=1.0):
+    """airbench94 with Keras's default initialisation of its 3x3 convolutions (the ablation cascade's step)."""
+    return airbench94(input_shape, num_classes, sync_batch_norm, width, dirac=False)
 
 
 def whiten_from_data(model, images, num_images=5000):

@@ -84,3 +84,12 @@ def test_airbench94_trains_exports_and_reloads(tmp_path):
         if checkpointed.get_variable_to_shape_map()[n] == [2, 2, 3, 24]
     ]
     assert kernels  # the whitening kernel is saved with the run, so a resume keeps it
+
+
+def test_airbench94_without_dirac_is_the_same_net_with_random_convolutions():
+    plain = models.create_model("airbench94_without_dirac", (32, 32, 3), 10, width=0.25)
+    dirac = models.create_model("airbench94", (32, 32, 3), 10, width=0.25)
+    assert [w.shape for w in plain.weights] == [w.shape for w in dirac.weights]
+    first = [layer for layer in plain.layers if isinstance(layer, keras.layers.Conv2D)][1].kernel.numpy()
+    assert np.abs(first[1, 1, 0, 0] - 1.0) > 1e-3 and np.abs(first[0, 0, 0, 0]) > 0  # not an identity
+    assert models.MODELS["airbench94_without_dirac"].whitening_bias == "whiten_bias"

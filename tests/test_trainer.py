@@ -16,7 +16,7 @@ from absl import flags
 from launch import free_ports
 from ml_collections import config_flags
 
-from configs.base import Config, ConfigError
+from configs.base import Augmentation, Config, ConfigError
 from configs.validation import validate
 from input_pipeline.resident import ResidentTrainingSet
 from training import setup, trainer
@@ -154,6 +154,47 @@ def test_resume_continues_the_same_schedule_and_data(tmp_path):
     # The timers count on from the checkpoint: both processes' training, and two compilations.
     assert (first["processes"], second["processes"], whole["processes"]) == (1, 2, 1)
     assert second["train_seconds"] > first["train_seconds"] and second["compile_seconds"] > first["compile_seconds"]
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_the_whole_race_recipe_resumes_where_it_stopped(tmp_path, replicas, two_replicas):
+    """airbench94 with every part of configs/cifar10_airbench.py (PyTorch's SGD, bias lr, frozen whitening bias,
+    Lookahead, alternating flip, multi-crop TTA) over a fractional 1.5 epochs: a run stopped mid-way and resumed
+    ends where the straight one does, on 1 and 2 replicas."""
+    import keras
+
+    strategy = two_replicas if replicas == 2 else None
+    config = dataclasses.replace(
+        tiny_config(**tiny.AIRBENCH),
+        width=0.125,
+        model="airbench94",
+        batch_size=1000,
+        lr_reference_batch=1000,
+        epochs=1.5,  # 10 steps an epoch: 15 steps
+        optimizer="nesterov",
+        momentum_form="pytorch",
+        weight_decay=1e-3,
+        decay_biases_and_norms=True,
+        lr_multipliers=("norm_bias=64",),
+        whiten_bias_epochs=0.5,
+        lookahead_every_steps=2,
+        augmentation=Augmentation(crop_padding=2, flip=True, alternate_flip=True, cutout=0),
+        data_on_device=True,
+        eval_flip=True,
+        eval_translate=True,
+        log_every_steps=1,
+        checkpoint_every_steps=100,
+    )
+    whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"), strategy=strategy)
+    trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=7), str(tmp_path / "split"), strategy)
+    resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"), strategy=strategy)
+    assert whole["steps"] == resumed["steps"] == 15 and whole["status"] == "completed"
+    for a, b in zip(resumed["history"], whole["history"]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert resumed["eval_accuracy"] == pytest.approx(whole["eval_accuracy"], abs=1e-3)
+    exported = [keras.models.load_model(tmp_path / run / "model.keras") for run in ("whole", "split")]
+    for a, b in zip(exported[0].weights, exported[1].weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.slow
