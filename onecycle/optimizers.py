@@ -104,6 +104,19 @@ class ScheduledMomentum:
         training = getattr(self, "_still_training", None)
         super().assign_sub(variable, value if training is None else ops.where(training, value, 0.0))
 
+    def follow_momentum_schedule(self, schedule):
+        """Makes the momentum follow `schedule` (a callable of the step) from the next traced step on.
+
+        For `OneCycleScheduler`, which installs its schedule at the start of `fit`. An optimizer built with zero
+        momentum has no momentum slots: they are added here (zeros, as at build), on every replica.
+        """
+        self._momentum_schedule = schedule
+        if not getattr(self, self._momentum_name):
+            setattr(self, self._momentum_name, _BUILD_SLOTS)
+            if self.built:
+                with self._distribution_strategy.scope():
+                    setattr(self, self._slots_name, self.add_optimizer_variables(self._trainable_variables, "momentum"))
+
     @property
     def current_momentum(self):
         """The momentum (beta_1 for Adam) of the next update, for logging."""
