@@ -283,13 +283,15 @@ def audit_config(config, strategy, registry=None, name=""):
     resident, train_input = setup.training_input(config, strategy, run.data, batches_consumed)
     with recording_reductions(findings):
         made = loops.make_loops(
-            strategy, run.model, run.optimizer, config, run.data.num_classes, config.batch_size, resident
+            strategy, run.model, run.optimizer, config, run.data.num_classes, config.batch_size, resident, run.lookahead
         )
         train = made.train.get_concrete_function(train_input, tf.constant(2))
     eval_data, eval_steps = input_pipeline.eval_dataset(strategy, run.data, config.batch_size)
     evaluate = made.eval.get_concrete_function(iter(eval_data), tf.constant(eval_steps))
     variables = run.model.weights + run.optimizer.variables + [batches_consumed]
     variables += [resident.images, resident.labels, resident.order] if resident else []
+    variables += [resident.first_flips] if resident and resident.first_flips is not None else []
+    variables += run.lookahead.variables if run.lookahead else []
     audit_variables(variables, findings, registry)
     audit_function(train, "train call", findings, registry)
     audit_function(evaluate, "eval call", findings, registry)
