@@ -47,9 +47,7 @@ def _race_rows(race):
     """The record's evidence lines: the final accuracy's 95% confidence interval and the one-sided t-test."""
     if race["ci95_low"] is None:
         return [_row(["95% confidence interval", f"none: {race['n']} run (a trial of 2 or more has one)"])]
-    rows = [
-        _row(["95% confidence interval", f"[{_pct(race['ci95_low'])}, {_pct(race['ci95_high'])}] (t, n={race['n']})"])
-    ]
+    rows = [_row(["95% confidence interval", f"{_interval(race)} (t, n={race['n']})"])]
     if race.get("target") is not None:
         verdict = "above it with 95% confidence" if race["p_value"] < 0.05 else "not shown to be above it"
         rows.append(
@@ -61,6 +59,10 @@ def _race_rows(race):
             )
         )
     return rows
+
+
+def _interval(race):
+    return "-" if race["ci95_low"] is None else f"[{_pct(race['ci95_low'])}, {_pct(race['ci95_high'])}]"
 
 
 def comparison_markdown(title, record):
@@ -77,6 +79,7 @@ def comparison_markdown(title, record):
         "arm",
         "runs",
         "final acc (mean ± std)",
+        "its 95% interval",
         "best acc (mean)",
         f"reached {_pct(threshold)}",
         "epochs to it (mean)",
@@ -92,6 +95,7 @@ def comparison_markdown(title, record):
                     f"`{row['arm']}`",
                     row["runs"],
                     f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
+                    _interval(row["race"]),
                     _pct(row["best_accuracy_mean"]),
                     f"{row['reached']} of {row['runs']}",
                     _num(row["epoch_to_threshold_mean"]),
