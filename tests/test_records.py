@@ -117,6 +117,25 @@ def test_resume_at_any_step_gives_the_same_batches(two_replicas, jpegs_data_dir)
                 np.testing.assert_array_equal(a[1], b[1])
 
 
+def test_the_alternating_flip_on_disk_mirrors_the_same_crops_by_example_and_epoch(two_replicas, jpegs_data_dir):
+    """Read from disk, the alternating flip mirrors each random-resized crop (the same crop as without it):
+    exactly half the examples in epoch 0, and in epoch 1 exactly the others (labels name the examples)."""
+    data = disk_data(jpegs_data_dir)
+    plain = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, seed=4), 10)
+    flipped = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, 4, alternate_flip=True), 10)
+    mirrored_in_epoch = [set(), set()]
+    for step, (plain_step, flipped_step) in enumerate(zip(plain, flipped)):  # 5 steps an epoch
+        for (plain_images, labels), (flipped_images, same_labels) in zip(plain_step, flipped_step):
+            np.testing.assert_array_equal(labels, same_labels)
+            for image, candidate, label in zip(plain_images, flipped_images, labels):
+                if np.array_equal(candidate, image[:, ::-1]) and not np.array_equal(image, image[:, ::-1]):
+                    mirrored_in_epoch[step // 5].add(int(label))
+                else:
+                    np.testing.assert_array_equal(candidate, image)
+    assert len(mirrored_in_epoch[0]) == 120 and len(mirrored_in_epoch[1]) == 120
+    assert not mirrored_in_epoch[0] & mirrored_in_epoch[1]
+
+
 def test_evaluation_counts_every_example_once(two_replicas, jpegs_data_dir):
     data = disk_data(jpegs_data_dir)
     dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, global_batch=16)
