@@ -17,7 +17,11 @@ TINY = tiny.AIRBENCH | dict(steps_per_loop=2, log_every_steps=2, checkpoint_ever
 
 @pytest.mark.slow
 def test_a_second_trainer_is_refused_and_a_killed_holder_frees_the_workdir(tmp_path):
-    first = start(tmp_path, "--config.epochs=50", "--config.log_every_steps=1", log_name="first.log")
+    # no checkpoint before the kill (however far a loaded machine lets it run), so the third run starts afresh
+    first = start(
+        tmp_path, "--config.epochs=50", "--config.log_every_steps=1", "--config.checkpoint_every_steps=100000",
+        log_name="first.log",
+    )  # fmt: skip
     try:
         wait_for_step(tmp_path, 1, first)
         second = start(tmp_path, log_name="second.log")
@@ -101,6 +105,8 @@ def test_each_run_changing_field_is_refused_on_resume(tmp_path, field, value):
         ({"optimizer": "adam"}, "optimizer"),
         ({"precision": "mixed_float16"}, "precision"),
         ({"ema_momentum": 0.99}, "ema_momentum"),
+        ({"lookahead_every_steps": 5}, "lookahead_every_steps"),
+        ({"momentum_form": "pytorch"}, "momentum_form"),
         ({"width": 0.5, "lr": 0.2}, "width"),
     ],
 )
@@ -112,6 +118,18 @@ def test_a_change_the_checkpoints_cannot_hold_is_refused_even_when_allowed(tmp_p
         with pytest.raises(WorkdirError, match=f": {unusable} change what a checkpoint holds") as refusal:
             workdir.check_same_run(str(tmp_path), changed, resuming=True)
         assert "another --workdir" in str(refusal.value)
+
+
+def test_a_record_from_before_a_field_existed_resumes_with_its_default(tmp_path):
+    config = Config(**TINY)
+    written = dataclasses.asdict(config)
+    for field in ("momentum_form", "lookahead_every_steps"):  # fields added after such a run started
+        del written[field]
+    del written["augmentation"]["alternate_flip"]
+    report.write_json(str(tmp_path / workdir.CONFIG_FILE), {"config": written, "derived": {}})
+    assert workdir.check_same_run(str(tmp_path), config, resuming=True) == {}
+    changed = dataclasses.replace(config, lr_multipliers=("norm_bias=64",), allow_config_change=True)
+    assert workdir.check_same_run(str(tmp_path), changed, resuming=True) == {"lr_multipliers": ([], ["norm_bias=64"])}
 
 
 @pytest.mark.parametrize(

@@ -57,9 +57,10 @@ def _changes_the_checkpoint(field, old, new):
         return _SLOTS.get(old, old) != _SLOTS.get(new, new)
     if field == "precision":
         return "mixed_float16" in (old, new)  # only float16 adds the loss scale's variables
-    if field == "ema_momentum":
+    if field in ("ema_momentum", "lookahead_every_steps"):
         return (old == 0) != (new == 0)  # the average's variables exist or not; their momentum may change
-    return False
+    # momentum_form: the same slots, but Keras's holds lr x PyTorch's, so continuing would jolt the weights
+    return field == "momentum_form"
 
 
 class WorkdirError(RuntimeError):
@@ -145,8 +146,9 @@ def check_same_run(workdir, config, resuming):
     path = os.path.join(workdir, CONFIG_FILE)
     if not resuming or not os.path.exists(path):
         return {}
-    recorded = read_json(path)["config"]
-    current = json.loads(json.dumps(dataclasses.asdict(config)))  # tuples as lists, as the record has them
+    # a field the record lacks was added since it was written, with a default that keeps the old behaviour
+    recorded = _with_defaults(read_json(path)["config"], _as_recorded(type(config)()))
+    current = _as_recorded(config)
     changes = {
         field: (recorded.get(field), value)
         for field, value in current.items()
@@ -167,6 +169,20 @@ def check_same_run(workdir, config, resuming):
             "schedule) with --config.allow_config_change=True"
         )
     return changes
+
+
+def _as_recorded(config):
+    """`config` as config.json records it: a dict of plain values, tuples as lists."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _with_defaults(recorded, defaults):
+    """`recorded` with every field it lacks (at any depth) taken from `defaults`."""
+    merged = dict(defaults)
+    for field, value in recorded.items():
+        nested = isinstance(value, dict) and isinstance(defaults.get(field), dict)
+        merged[field] = _with_defaults(value, defaults[field]) if nested else value
+    return merged
 
 
 def read_json(path):
