@@ -25,10 +25,10 @@ class Augmentation:
 
     crop_padding: int = 4  # reflect-pad by this many pixels, then crop back at a random offset
     flip: bool = True  # horizontal flip with probability 1/2
-    # ... or, with flip, airbench's alternating flip: a seeded half of the images mirrored in epoch 0, and every
+    cutout: int = 8  # zero a square of this side at a random centre (after normalisation: the mean pixel)
+    # with flip: airbench's alternating flip instead, a seeded half of the images mirrored in epoch 0 and every
     # image mirrored in alternate epochs from its epoch-0 side (a function of seed, example and epoch)
     alternate_flip: bool = False
-    cutout: int = 8  # zero a square of this side at a random centre (after normalisation: the mean pixel)
 
 
 @dataclasses.dataclass
