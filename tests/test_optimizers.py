@@ -69,12 +69,8 @@ def train_with_fit(strategy, make_optimizer, **fit_kwargs):
     return model, optimizer
 
 
-def train_with_custom_loop(strategy, make_optimizer):
-    """The loop our trainer uses: per-example losses scaled by the global batch, applied inside strategy.run."""
-    with strategy.scope():
-        model, optimizer = linear_model(), make_optimizer()
-        optimizer.build(model.trainable_variables)  # slots are variables: create them in scope, not in a replica
-    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH)
+def mse_step(strategy, model, optimizer):
+    """The step our trainer takes: per-example losses scaled by the global batch, applied inside strategy.run."""
 
     @tf.function
     def train_step(x, y):
@@ -86,6 +82,17 @@ def train_with_custom_loop(strategy, make_optimizer):
 
         strategy.run(replica_step, args=(x, y))
 
+    return train_step
+
+
+def train_with_custom_loop(strategy, make_optimizer):
+    """The loop our trainer uses (`mse_step`) over the linear model."""
+    with strategy.scope():
+        model, optimizer = linear_model(), make_optimizer()
+        optimizer.build(model.trainable_variables)  # slots are variables: create them in scope, not in a replica
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH)
+
+    train_step = mse_step(strategy, model, optimizer)
     for x, y in strategy.experimental_distribute_dataset(dataset):
         train_step(x, y)
     return model, optimizer
@@ -359,16 +366,7 @@ def train_dense(strategy, make_optimizer, prepare=lambda optimizer, model: None,
             prepare(optimizer, model)
             optimizer.build(model.trainable_variables)
 
-    @tf.function
-    def train_step(x, y):
-        def replica_step(x, y):
-            with tf.GradientTape() as tape:
-                per_example = tf.reduce_mean(tf.square(model(x, training=True) - y), axis=-1)
-                loss = tf.nn.compute_average_loss(per_example, global_batch_size=GLOBAL_BATCH)
-            optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
-
-        strategy.run(replica_step, args=(x, y))
-
+    train_step = mse_step(strategy, model, optimizer)
     for k in steps:
         batch = tf.data.Dataset.from_tensor_slices((X, Y)).batch(GLOBAL_BATCH).skip(k).take(1)
         for x, y in strategy.experimental_distribute_dataset(batch):
