@@ -15,16 +15,16 @@ def aggregate(runs, target=None, price_per_hour=0.0):
     A run that diverged counts with the accuracy of its last evaluation, 0 if it had none. `race` holds the
     final accuracy's 95% confidence interval and, with a target, the one-sided t-test of "mean >= target".
     """
-    finals = [run["eval_accuracy"] or 0.0 for run in runs]
+    race = race_statistics([run["eval_accuracy"] or 0.0 for run in runs], target)
     result = {
         "runs": len(runs),
         "diverged": sum(run.get("status") == "diverged" for run in runs),
-        "final_accuracy_mean": float(np.mean(finals)),
-        "final_accuracy_std": float(np.std(finals, ddof=1)) if len(runs) > 1 else 0.0,
+        "final_accuracy_mean": race["mean"],
+        "final_accuracy_std": race["std"] or 0.0,  # the sample std (ddof 1); 0 for one run
         "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])),
         "images_per_second_mean": _mean([run["images_per_second"] for run in runs]),
         "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
-        "race": race_statistics(finals, target),
+        "race": race,
     }
     if price_per_hour:
         result["cost_total"] = result["wall_seconds_total"] / 3600 * price_per_hour
