@@ -421,6 +421,55 @@ def test_pytorch_form_with_a_bias_lr_factor_matches_torchs_update_on_two_replica
     assert not np.allclose(keras_form.get_weights()[0], torch_form.get_weights()[0], rtol=1e-3)
 
 
+def numpy_adaptive_with_a_bias_factor(kind, bias_factor, weight_decay=0.0, epsilon=1e-7):
+    """Adam (`kind="adam"`, decoupled decay at the base lr) or RMSprop over the kernel and the bias, the bias
+    at `bias_factor` x the lr, the same moments otherwise: each variable its own update."""
+    s = schedule()
+    params = [W0.copy(), np.array([0.25])]
+    first, second = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    beta_1_product = 1.0
+    for k in range(STEPS):
+        lr, m = float(s(k)), float(s.momentum(k))
+        beta_1_product *= m
+        for i, g in enumerate(dense_gradients(*params, k)):
+            factored_lr = lr * (bias_factor if i == 1 else 1.0)
+            if kind == "adam":
+                params[i] = params[i] - lr * weight_decay * params[i]  # Keras's decay: the base lr, unmultiplied
+                first[i], second[i] = m * first[i] + (1 - m) * g, 0.999 * second[i] + 0.001 * g**2
+                correction = np.sqrt(1 - 0.999 ** (k + 1)) / (1 - beta_1_product)
+                params[i] = params[i] - factored_lr * correction * first[i] / (np.sqrt(second[i]) + epsilon)
+            else:  # RMSprop with momentum: the velocity holds lr * g / rms
+                second[i] = 0.9 * second[i] + 0.1 * g**2
+                first[i] = m * first[i] + factored_lr * g / np.sqrt(second[i] + epsilon)
+                params[i] = params[i] - first[i]
+    return params
+
+
+@pytest.mark.parametrize(
+    "make_optimizer, kind, weight_decay",
+    [
+        (lambda: onecycle.Adam(schedule()), "adam", 0.0),
+        (lambda: onecycle.AdamW(schedule(), weight_decay=0.1), "adam", 0.1),
+        (lambda: onecycle.RMSprop(schedule()), "rmsprop", 0.0),
+    ],
+    ids=["adam", "adamw", "rmsprop"],
+)
+def test_a_bias_lr_factor_in_the_adaptive_optimizers_matches_numpy_on_two_replicas(
+    two_replicas, make_optimizer, kind, weight_decay
+):
+    def prepare(optimizer, model):
+        optimizer.multiply_learning_rate([model.layers[0].bias], 4.0)
+
+    model, _ = train_dense(two_replicas, make_optimizer, prepare)
+    kernel, bias = numpy_adaptive_with_a_bias_factor(kind, 4.0, weight_decay)
+    for replica in range(2):
+        weights = [v.value.values[replica].numpy() for v in model.trainable_variables]
+        np.testing.assert_allclose(weights[0], kernel, rtol=2e-5)
+        np.testing.assert_allclose(weights[1], bias, rtol=2e-5)
+    # Discriminates: without the factor the bias ends elsewhere.
+    assert not np.allclose(numpy_adaptive_with_a_bias_factor(kind, 1.0, weight_decay)[1], bias, rtol=1e-3)
+
+
 @pytest.mark.parametrize(
     "make_optimizer",
     [
