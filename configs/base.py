@@ -150,9 +150,11 @@ class Config:
     eval_translate: bool = False
     ema_momentum: float = 0.0  # > 0 (e.g. 0.99): evaluate and export a moving average of the weights (Keras use_ema)
     # > 0: airbench's Lookahead, every this many steps (airbench: 5) the weights and BatchNorm statistics move to
-    # their moving average, which they become at the end (onecycle/lookahead.py); exclusive with ema_momentum
+    # their moving average, which they are also set to at each epoch's end and at the end (onecycle/lookahead.py);
+    # exclusive with ema_momentum
     lookahead_every_steps: int = 0
     lookahead_decay: float = 0.95  # per step: a move's decay is lookahead_decay ** every x (step / total steps) ** 3
+    lookahead_start_epochs: float = 0.0  # the average begins at the first move after this (airbench: 3)
     target_accuracy: float | None = None  # record the first evaluation at or above it (step, epoch, seconds)
     stop_at_target: bool = False  # Dawnbench: stop there (a schedule comparison must not: its length is the recipe)
 

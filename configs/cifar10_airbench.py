@@ -13,8 +13,8 @@ epochs to 94%, cumulative, with flip TTA, n=200 runs each):
   frozen after 3 epochs (`whiten_bias_epochs`: saves time, not epochs);
 - dirac-initialised convolutions (21 -> 18);
 - BatchNorm biases at 64x the learning rate, their weight decay per step unchanged (`lr_multipliers`, 18 -> 13.5);
-- Lookahead every 5 steps with decay 0.95^5 (t/T)^3, the average copied in at the end (`lookahead_every_steps`,
-  13.5 -> 12.0);
+- Lookahead from epoch 3, every 5 steps with decay 0.95^5 (t/T)^3, the average copied into the weights at each
+  epoch's end and at the end (`lookahead_every_steps`, `lookahead_start_epochs`, 13.5 -> 12.0);
 - multi-crop test-time augmentation, mirror x one-pixel shifts weighted 0.5/0.25/0.25 (`eval_translate`,
   12.0 -> 10.8);
 - the alternating flip (`augmentation.alternate_flip`, 10.8 -> 9.9);
@@ -28,7 +28,9 @@ epochs to 94%, cumulative, with flip TTA, n=200 runs each):
 Not in: the newer records' parts (airbench96's and hiverge/cifar10-speedrun's Muon optimizer for the convolution
 filters, their wider nets, test-time 10-crop, hiverge's data-dependent initialisations and 7.59-epoch recipe);
 airbench's exact schedule shape (a triangle whose last step is 0.07 of the peak, where 1Cycle's linear phases
-meet at step 0.23 T - 1); PyTorch's channels-last half-precision kernels.
+meet at step 0.23 T - 1); PyTorch's channels-last half-precision kernels. Two roundings differ: 9.9 epochs are
+floor(9.9 x 48) = 475 steps here and ceil = 476 in airbench, and the alternating flip's first epoch mirrors
+exactly half the images, where airbench mirrors each with probability 1/2.
 
 Not timed here (no GPU): expect a few times airbench's 3.8 s on an A100 plus TensorFlow's compilation;
 `summary.json` has what your run reached, `--mode=trial` the mean and its evidence. The ablation as one command,
@@ -63,6 +65,7 @@ def get_config():
         lr_multipliers=("norm_bias=64",),
         whiten_bias_epochs=3,
         lookahead_every_steps=5,
+        lookahead_start_epochs=3,
         label_smoothing=0.2,
         augmentation=Augmentation(crop_padding=2, flip=True, alternate_flip=True, cutout=0),
         augment_on_device=True,

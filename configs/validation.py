@@ -131,10 +131,11 @@ def _check_ranges(config):
         _fail(f"--config.target_accuracy is a fraction in (0, 1] (0.94 for 94%), got {config.target_accuracy}")
     if not 0 <= config.ema_momentum < 1:
         _fail(f"--config.ema_momentum must be in [0, 1) (0: no EMA; 0.99 is usual), got {config.ema_momentum}")
-    if config.lookahead_every_steps < 0 or not 0 <= config.lookahead_decay < 1:
+    if config.lookahead_every_steps < 0 or not 0 <= config.lookahead_decay < 1 or config.lookahead_start_epochs < 0:
         _fail(
-            "--config.lookahead_every_steps must be >= 0 (0: off; airbench: 5) and --config.lookahead_decay in "
-            f"[0, 1), got {config.lookahead_every_steps} and {config.lookahead_decay}"
+            "--config.lookahead_every_steps must be >= 0 (0: off; airbench: 5), --config.lookahead_decay in [0, 1) "
+            f"and --config.lookahead_start_epochs >= 0, got {config.lookahead_every_steps}, "
+            f"{config.lookahead_decay} and {config.lookahead_start_epochs}"
         )
     if config.lookahead_every_steps and config.ema_momentum:
         _fail(

@@ -178,6 +178,7 @@ def test_the_whole_race_recipe_resumes_where_it_stopped(tmp_path, replicas, two_
         lr_multipliers=("norm_bias=64",),
         whiten_bias_epochs=0.5,
         lookahead_every_steps=2,
+        lookahead_start_epochs=0.3,  # begins at step 4; copied in at 10 (an epoch's end) and 15
         augmentation=Augmentation(crop_padding=2, flip=True, alternate_flip=True, cutout=0),
         data_on_device=True,
         eval_flip=True,

@@ -22,6 +22,7 @@ class Plan:
     end_step: int  # where this run stops: total_steps, or config.stop_at_step if earlier
     eval_every_steps: int  # 0: only at the end
     whiten_bias_freeze_step: int  # the step from which the whitening bias stays as it is; 0: never
+    lookahead_start_step: int  # the Lookahead average begins at the first move after this step
     jit_compile: bool
     max_lr: float  # the peak learning rate at the global batch
     lr_rule: str  # how max_lr follows from config.lr and the batch, for the log
@@ -55,6 +56,7 @@ def derive_plan(config, num_train, replicas, input_path):
         end_step=min(total_steps, config.stop_at_step or total_steps),
         eval_every_steps=epochs_to_steps(config.eval_every_epochs, steps_per_epoch),
         whiten_bias_freeze_step=epochs_to_steps(config.whiten_bias_epochs, steps_per_epoch),
+        lookahead_start_step=epochs_to_steps(config.lookahead_start_epochs, steps_per_epoch),
         jit_compile=config.jit_compile,
         max_lr=peak_lr(config),
         lr_rule=f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",

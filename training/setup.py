@@ -122,7 +122,12 @@ def build(config, strategy, placement, schedule=None, momentum=None):
         lookahead = None
         if config.lookahead_every_steps:  # after the initialisation: the average starts as the weights
             lookahead = onecycle.Lookahead(
-                model.weights, plan.total_steps, config.lookahead_every_steps, config.lookahead_decay
+                model.weights,
+                plan.total_steps,
+                config.lookahead_every_steps,
+                config.lookahead_decay,
+                start_step=plan.lookahead_start_step,
+                copy_every=plan.steps_per_epoch,
             )
     return Run(config, strategy, data, plan, model, optimizer, lookahead)
 
