@@ -69,8 +69,8 @@ class ScheduledMomentum:
 
     def freeze_from_step(self, var_list, step):
         """Stops updating `var_list` from optimizer step `step` on (the updates of steps 0..step-1 apply): the
-        variables and their optimizer state keep their values, as PyTorch's `requires_grad = False` leaves them.
-        In the graph, without a branch: the update's assignments write the old values back."""
+        variables and their optimizer state keep their values, as PyTorch's `requires_grad = False` leaves them,
+        weight decay included. In the graph, without a branch: the update's assignments write the old values back."""
         self._freeze_steps.update({self._var_key(variable): int(step) for variable in var_list})
 
     def learning_rate_factor(self, variable):
@@ -79,6 +79,7 @@ class ScheduledMomentum:
 
     def update_step(self, gradient, variable, learning_rate):
         """The subclass's update (`_update`) at the variable's learning rate, with no effect once it is frozen."""
+        base_learning_rate = learning_rate
         factor = self.learning_rate_factor(variable)
         if factor != 1.0:
             learning_rate = ops.cast(learning_rate, variable.dtype) * factor
@@ -87,9 +88,23 @@ class ScheduledMomentum:
             return self._update(gradient, variable, learning_rate)
         self._still_training = ops.less(self._iterations, freeze_step)  # read by the assignments below
         try:
+            if self._keras_decays() and self.weight_decay and self._use_weight_decay(variable):
+                # Keras's decoupled decay (`_apply_weight_decay` leaves frozen variables here), masked like the rest
+                decay = ops.cast(base_learning_rate, variable.dtype) * ops.cast(self.weight_decay, variable.dtype)
+                self.assign_sub(variable, variable * decay)
             return self._update(gradient, variable, learning_rate)
         finally:
             self._still_training = None
+
+    def _keras_decays(self):
+        """Whether Keras's decoupled weight decay applies (PyTorch-form SGD couples its own into the gradient)."""
+        return True
+
+    def _apply_weight_decay(self, variables):
+        """Keras's decoupled decay `w -= lr * weight_decay * w`, which writes around `assign`: a frozen variable's
+        is applied in `update_step` instead, where the freeze masks it."""
+        if self._keras_decays():
+            super()._apply_weight_decay([v for v in variables if self._var_key(v) not in self._freeze_steps])
 
     def assign(self, variable, value):
         """Keras's assignment, which every update writes through: of the old value while the variable is frozen."""
@@ -211,9 +226,8 @@ class SGD(ScheduledMomentum, keras.optimizers.SGD):
         self._keep_momentum(momentum, schedule, cycle_momentum)
         self.momentum_form = momentum_form
 
-    def _apply_weight_decay(self, variables):
-        if self.momentum_form == "keras":  # PyTorch's form couples the decay into the gradient, in `_update`
-            super()._apply_weight_decay(variables)
+    def _keras_decays(self):
+        return self.momentum_form == "keras"  # PyTorch's form couples the decay into the gradient, in `_update`
 
     def _update(self, gradient, variable, learning_rate):
         if self.momentum_form == "pytorch":

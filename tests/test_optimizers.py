@@ -474,8 +474,8 @@ def test_a_bias_lr_factor_in_the_adaptive_optimizers_matches_numpy_on_two_replic
     "make_optimizer",
     [
         lambda: onecycle.SGD(schedule(), nesterov=True, momentum_form="pytorch", weight_decay=0.05),
-        lambda: onecycle.SGD(schedule(), nesterov=True),
-        lambda: onecycle.Adam(schedule()),
+        lambda: onecycle.SGD(schedule(), nesterov=True, weight_decay=0.05),  # Keras's decoupled decay: frozen too
+        lambda: onecycle.Adam(schedule(), weight_decay=0.05),
         lambda: onecycle.RMSprop(schedule()),
     ],
     ids=["sgd_pytorch", "sgd_keras", "adam", "rmsprop"],
