@@ -5,7 +5,7 @@ import math
 import pytest
 
 from trial.statistics import race_statistics
-from trial.tables import _race_rows
+from trial.tables import _race_rows, comparison_markdown
 
 
 def _t3_cdf(t):
@@ -44,3 +44,29 @@ def test_the_evidence_lines_say_the_interval_the_test_and_the_verdict():
     below = "\n".join(_race_rows(race_statistics([0.93, 0.94, 0.95, 0.96], 0.94)))
     assert "p = 0.248 (not shown to be above it)" in below
     assert "none: 1 run" in _race_rows(race_statistics([0.9]))[0]
+
+
+def test_each_comparison_arm_shows_its_p_value_against_its_target():
+    def arm(name, accuracies):
+        race = race_statistics(accuracies, 0.94)
+        return {"arm": name, "runs": len(accuracies), "race": race, "reached": len(accuracies)} | {
+            "final_accuracy_mean": race["mean"],
+            "final_accuracy_std": race["std"] or 0.0,
+            "best_accuracy_mean": race["mean"],
+            "epoch_to_threshold_mean": 3.0,
+            "train_seconds_to_threshold_mean": 10.0,
+            "epoch_ratio_to_first_arm": 1.0,
+            "train_seconds_ratio_to_first_arm": 1.0,
+        }
+
+    environment = {"tensorflow": "2.21", "keras": "3", "replicas": 1, "precision": "float32", "hostname": "h"}
+    record = {
+        "threshold": 0.94,
+        "threshold_rule": "config.trial.threshold",
+        "arms": [arm("a", [0.93, 0.94, 0.95, 0.96]), arm("b", [0.95])],
+        "environment": environment | {"devices": ["/device:CPU:0"]},
+        "conventions": {},
+    }
+    rows = {line.split(" | ")[0]: line.split(" | ") for line in comparison_markdown("t", record).splitlines()}
+    assert rows["| `a`"][4] == "0.248 (94.00%)"  # the hand computation of the test above
+    assert rows["| `b`"][4] == "-"  # one run: no spread, no test

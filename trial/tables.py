@@ -65,6 +65,11 @@ def _interval(race):
     return "-" if race["ci95_low"] is None else f"[{_pct(race['ci95_low'])}, {_pct(race['ci95_high'])}]"
 
 
+def _p_value(race):
+    """The one-sided t-test's p-value and its target, in a comparison's cell ("-" without a target or a spread)."""
+    return "-" if race.get("p_value") is None else f"{race['p_value']:.3g} ({_pct(race['target'])})"
+
+
 def comparison_markdown(title, record):
     threshold, arms = record["threshold"], record["arms"]
     lines = [
@@ -80,6 +85,7 @@ def comparison_markdown(title, record):
         "runs",
         "final acc (mean ± std)",
         "its 95% interval",
+        "p: mean >= target",
         "best acc (mean)",
         f"reached {_pct(threshold)}",
         "epochs to it (mean)",
@@ -96,6 +102,7 @@ def comparison_markdown(title, record):
                     row["runs"],
                     f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
                     _interval(row["race"]),
+                    _p_value(row["race"]),
                     _pct(row["best_accuracy_mean"]),
                     f"{row['reached']} of {row['runs']}",
                     _num(row["epoch_to_threshold_mean"]),
@@ -108,7 +115,9 @@ def comparison_markdown(title, record):
     lines += [
         "",
         "Ratios are to the first arm (above 1: that arm needed more). Epochs and seconds are means over the "
-        "runs that reached the threshold; a run's crossing is its first evaluation at or above it.",
+        "runs that reached the threshold; a run's crossing is its first evaluation at or above it. The p-value is "
+        'the one-sided t-test of "the arm\'s mean final accuracy >= its target_accuracy" (below 0.05: above it '
+        "with 95% confidence); each arm's trial.md has its t.",
     ]
     return "\n".join(lines + ["", _conventions(record)]) + "\n"
 
