@@ -24,8 +24,8 @@ import tensorflow as tf
 
 
 class Lookahead(tf.Module):
-    """The average of `weights` and its update; create it in the strategy's scope, after the weights' own
-    initialisation.
+    """The average of `weights` and its update; create it in the strategy's scope. The average is taken from the
+    weights at its first move, so their values when it is created do not matter.
 
     Args:
         weights: the model's float weights (`model.weights`: trainable ones and BatchNorm statistics).

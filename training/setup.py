@@ -120,7 +120,7 @@ def build(config, strategy, placement, schedule=None, momentum=None):
             spec.init_from_images(model, images)
             logging.info("%s initialised from the first %d training images", config.model, len(images))
         lookahead = None
-        if config.lookahead_every_steps:  # after the initialisation: the average starts as the weights
+        if config.lookahead_every_steps:
             lookahead = onecycle.Lookahead(
                 model.weights,
                 plan.total_steps,
