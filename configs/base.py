@@ -57,8 +57,8 @@ class LRFind:
 
 @dataclasses.dataclass
 class LRTune:
-    """`--mode=lr_tune`: the LR range test, then short 1Cycle runs of the config at `candidates` max_lrs spanning
-    its suggestions up to its minimum, judged on a held-out part of the training set; the best is the pick."""
+    """`--mode=lr_tune`: the LR range test, then short runs of the config (its schedule) at `candidates` max_lrs
+    spanning its suggestions up to its minimum, judged on a held-out part of the training set; the best is the pick."""
 
     candidates: int = 5  # max_lrs on a log grid from the lowest rule's lr to the smoothed minimum's
     epochs: int = 0  # each candidate's run; 0: a quarter of config.epochs, at least 1
@@ -148,6 +148,9 @@ class Config:
     # ... and, with eval_flip, airbench's multi-crop TTA: the mirror pairs of the image and of it shifted one pixel
     # down-right and up-left (reflect-padded), weighted 0.5, 0.25 and 0.25: 6 forward passes per image
     eval_translate: bool = False
+    # which evaluations use that test-time augmentation: "every" one, or only the one at the "end" (those during
+    # training are then plain: a race's curve at a sixth of the cost); the last also records its plain accuracy
+    eval_tta_at: str = "every"
     ema_momentum: float = 0.0  # > 0 (e.g. 0.99): evaluate and export a moving average of the weights (Keras use_ema)
     # > 0: airbench's Lookahead, every this many steps (airbench: 5) the weights and BatchNorm statistics move to
     # their moving average, which they are also set to at each epoch's end and at the end (onecycle/lookahead.py);

@@ -74,6 +74,7 @@ def get_config():
         deterministic=False,  # a race: cuDNN's fastest kernels, as airbench's own; a resume agrees to rounding
         eval_flip=True,
         eval_translate=True,
+        eval_tta_at="end",  # the curve plain after each epoch, the multi-crop TTA once, at the end
         eval_every_epochs=1,
         target_accuracy=0.94,
         log_every_steps=48,  # an epoch: floor(50,000 / 1,024) steps

@@ -25,6 +25,7 @@ CHOICES = {
     "anneal_strategy": ("linear", "cos"),
     "input_path": ("auto", "memory", "disk"),
     "momentum_form": ("keras", "pytorch"),
+    "eval_tta_at": ("every", "end"),
 }
 VARIABLE_KINDS = ("norm_bias", "norm_scale", "bias", "kernel")  # training.optimization.variable_kind's
 POSITIVE = (

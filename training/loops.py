@@ -68,13 +68,19 @@ def predict_logits(model, images, flip=False, translate=False):
     return logits
 
 
+def tta_views(config):
+    """How many forward passes an evaluation with the config's test-time augmentation makes of each image."""
+    return (6 if config.eval_translate else 2) if config.eval_flip else 1
+
+
 class Loops(NamedTuple):
     """The compiled loops of a run and the sums they accumulate into."""
 
     train: object  # train(train_input, num_steps): num_steps training steps
-    eval: object  # eval(iterator, num_steps): num_steps evaluation steps
+    eval: object  # eval(iterator, num_steps): num_steps evaluation steps, with the config's test-time augmentation
     train_sums: Sums
     eval_sums: Sums
+    eval_plain: object = None  # the same without test-time augmentation (None when the config has none)
 
 
 def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None, lookahead=None):
@@ -107,9 +113,13 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
     def predict(images):
         return predict_logits(model, images, config.eval_flip, config.eval_translate)
 
+    def predict_plain(images):
+        return predict_logits(model, images)
+
     if config.jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)
         predict = tf.function(predict, jit_compile=True)
+        predict_plain = tf.function(predict_plain, jit_compile=True)
 
     def train_step(images, labels):
         seed = None
@@ -122,9 +132,17 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
         optimizer.apply(gradients, model.trainable_variables)
         train_sums.add(losses, logits, labels, tf.ones_like(losses))
 
-    def eval_step(images, labels, weights):
-        logits = predict(images)
-        eval_sums.add(per_example_loss(labels, logits), logits, labels, weights)
+    def evaluation_loop(predict):
+        def eval_step(images, labels, weights):
+            logits = predict(images)
+            eval_sums.add(per_example_loss(labels, logits), logits, labels, weights)
+
+        @tf.function
+        def eval_loop(iterator, num_steps):
+            for _ in tf.range(num_steps):
+                strategy.run(eval_step, args=next(iterator))
+
+        return eval_loop
 
     def resident_train_step(step):
         images, labels = resident.batch(step, tf.distribute.get_replica_context().replica_id_in_sync_group)
@@ -140,9 +158,5 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
             if lookahead is not None:
                 lookahead.update(optimizer.iterations)
 
-    @tf.function
-    def eval_loop(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            strategy.run(eval_step, args=next(iterator))
-
-    return Loops(train_loop, eval_loop, train_sums, eval_sums)
+    plain = evaluation_loop(predict_plain) if tta_views(config) > 1 else None
+    return Loops(train_loop, evaluation_loop(predict), train_sums, eval_sums, plain)

@@ -39,9 +39,8 @@ def _sweep(config, workdir, strategy, placement, started):
     train_data = input_pipeline.train_dataset(
         strategy, data, config.batch_size, config.seed, augmentation=setup.input_augmentation(config)
     )
-    train_loop, _, train_sums, _ = loops.make_loops(
-        strategy, run.model, optimizer, config, data.num_classes, config.batch_size
-    )
+    compiled = loops.make_loops(strategy, run.model, optimizer, config, data.num_classes, config.batch_size)
+    train_loop, train_sums = compiled.train, compiled.train_sums
 
     curve, stop = [], {"reason": "swept the whole range", "step": settings.num_steps}
     iterator = iter(train_data)

@@ -54,8 +54,8 @@ def result_lines(summary, workdir, model_path=None):
                 "accuracy",
                 None
                 if best is None
-                else f"{_percent(summary['eval_accuracy'])} final, {_percent(best['accuracy'])} best "
-                f"(epoch {best['epoch']:.2f}), on {split}",
+                else f"{_percent(summary['eval_accuracy'])} final{_tta(summary)}, {_percent(best['accuracy'])} "
+                f"best (epoch {best['epoch']:.2f}), on {split}",
             ),
             ("target", _target(summary)),
             ("seconds", _clocks(summary)),
@@ -72,6 +72,14 @@ def result_lines(summary, workdir, model_path=None):
             ("curves", f"tensorboard --logdir {os.path.join(workdir, 'tensorboard')}"),
         ]
     )
+
+
+def _tta(summary):
+    """What follows a final accuracy measured with test-time augmentation: " (6 views; 83.43% plain)"."""
+    views, plain = summary.get("eval_views") or 1, summary.get("eval_accuracy_plain")
+    if views == 1:
+        return ""
+    return f" ({views} views{'' if plain is None else f'; {_percent(plain)} plain'})"
 
 
 def _target(summary):

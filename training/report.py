@@ -242,12 +242,26 @@ class Reporter:
             },
         )
 
-    def evaluation(self, step, loss, accuracy):
+    def evaluation(self, step, record):
+        """An evaluation's line and scalars: its loss and accuracy, and the plain ones beside test-time
+        augmentation's."""
         self.last_line = time.monotonic()
+        plain = f" ({100 * record['plain_accuracy']:.2f}% plain)" if "plain_accuracy" in record else ""
+        views = f", {record['views']} views" if record["views"] > 1 else ""
         logging.info(
-            "eval (%s) at step %d: loss %.4f  accuracy %.2f%%%s", self.eval_split, step, loss, 100 * accuracy, self.tag
+            "eval (%s%s) at step %d: loss %.4f  accuracy %.2f%%%s%s",
+            self.eval_split,
+            views,
+            step,
+            record["loss"],
+            100 * record["accuracy"],
+            plain,
+            self.tag,
         )
-        self._scalars(step, {"eval/loss": loss, "eval/accuracy": accuracy})
+        scalars = {"eval/loss": record["loss"], "eval/accuracy": record["accuracy"]}
+        if plain:
+            scalars |= {"eval/plain_loss": record["plain_loss"], "eval/plain_accuracy": record["plain_accuracy"]}
+        self._scalars(step, scalars)
 
     def _scalars(self, step, values):
         with self.writer.as_default(step=step):
@@ -274,6 +288,8 @@ def run_summary(status, step, config, data, plan, evaluations, clock):
         "class_names": list(data.class_names),  # logit i is class i (also in classes.json beside model.keras)
         "eval_accuracy": final.get("accuracy"),
         "eval_loss": final.get("loss"),
+        "eval_views": final.get("views"),  # forward passes per image: 1, or 2 or 6 with test-time augmentation
+        "eval_accuracy_plain": _plain_accuracy(final),  # without it (None if not measured)
         "best_eval_accuracy": max((e["accuracy"] for e in evaluations), default=None),
         "steps": step,
         "end_step": plan.end_step,
@@ -288,6 +304,13 @@ def run_summary(status, step, config, data, plan, evaluations, clock):
         "global_batch": config.batch_size,
         "evaluations": evaluations,
     }
+
+
+def _plain_accuracy(evaluation):
+    """An evaluation's accuracy without test-time augmentation, if it measured one."""
+    if "plain_accuracy" in evaluation:
+        return evaluation["plain_accuracy"]
+    return evaluation.get("accuracy") if evaluation.get("views", 1) == 1 else None
 
 
 def write_json(path, payload):

@@ -16,6 +16,7 @@ from absl import logging
 import input_pipeline
 from training import checkpoints, compile_cache, export, faults, loops, optimization, readout, report, setup
 from training import workdir as workdir_lib
+from training.loops import tta_views
 from training.plan import itstime, steps_to_next
 from training.strategy import is_chief, num_workers, smallest_over_workers, task_id
 
@@ -137,14 +138,14 @@ class Training:
                         self.reporter.progress(step)
                 else:
                     self.log_training(step)
-                if step < plan.total_steps and itstime(step, plan.eval_every_steps):
+                if step < plan.end_step and itstime(step, plan.eval_every_steps):
                     self.evaluate(step)
                 if itstime(step, config.checkpoint_every_steps, plan.end_step):
                     self.save(step)
                 self.preemption.save_if_preempted(step)
             self.preemption.finishing()
             if not self.log.evaluations or self.log.evaluations[-1]["step"] != self.step:
-                self.evaluate(self.step)
+                self.evaluate(self.step, final=True)
             return self.finish()  # a signal from here on is acknowledged, and the run completes: exit 0
         except faults.PEER_ERRORS as error:
             if self.workers == 1:
@@ -211,15 +212,26 @@ class Training:
         self.log.add("train", record | {"lr": lr, "momentum": momentum} | self.clock.totals())
         self.reporter.train(step, loss, accuracy, lr, momentum)
 
-    def evaluate(self, step):
+    def evaluate(self, step, final=False):
+        """Evaluates with the config's test-time augmentation (during training only if `eval_tta_at` is
+        "every"); the final evaluation also records the plain accuracy beside it."""
+        loops, config = self.loops, self.config
+        tta = loops.eval_plain is not None and (final or config.eval_tta_at == "every")
+        record = {"step": step, "epoch": step / self.plan.steps_per_epoch}
         with self.clock.evaluating(), self.ema_weights():
-            self.loops.eval(iter(self.eval_data), tf.constant(self.eval_steps))
-            loss, accuracy = self.loops.eval_sums.result_and_reset()
-        if not math.isfinite(loss):
+            if tta:
+                record |= self._evaluated(loops.eval, "", views=tta_views(config))
+            if not tta or final:
+                record |= self._evaluated(loops.eval_plain or loops.eval, "plain_" if tta else "", views=1)
+        if not math.isfinite(record["loss"]):
             raise self.diverged(step, "the evaluation loss is not finite")
-        record = {"step": step, "epoch": step / self.plan.steps_per_epoch, "loss": loss, "accuracy": accuracy}
         self.log.add("eval", record | self.clock.totals())
-        self.reporter.evaluation(step, loss, accuracy)
+        self.reporter.evaluation(step, record)
+
+    def _evaluated(self, eval_loop, prefix, views):
+        eval_loop(iter(self.eval_data), tf.constant(self.eval_steps))
+        loss, accuracy = self.loops.eval_sums.result_and_reset()
+        return {f"{prefix}loss": loss, f"{prefix}accuracy": accuracy, f"{prefix}views": views}
 
     def save(self, step):
         if not faults.all_finite(self.model.weights + self.optimizer.variables):  # BatchNorm statistics and slots

@@ -33,6 +33,7 @@ RESUMABLE_FIELDS = frozenset(
         "eval_every_epochs",
         "eval_flip",
         "eval_translate",
+        "eval_tta_at",
         "target_accuracy",
         "stop_at_target",
         "log_every_steps",

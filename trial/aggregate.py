@@ -26,6 +26,10 @@ def aggregate(runs, target=None, price_per_hour=0.0):
         "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
         "race": race,
     }
+    plain = [run.get("eval_accuracy_plain") for run in runs]
+    if all((run.get("eval_views") or 1) > 1 for run in runs) and None not in plain:  # with and without TTA
+        result["final_accuracy_plain_mean"] = float(np.mean(plain))
+        result["final_accuracy_plain_std"] = float(np.std(plain, ddof=1)) if len(plain) > 1 else 0.0
     if price_per_hour:
         result["cost_total"] = result["wall_seconds_total"] / 3600 * price_per_hour
     if target is not None:

@@ -30,6 +30,9 @@ def trial_markdown(title, record):
     spread = f"{_pct(summary['final_accuracy_mean'])} ± {_pct(summary['final_accuracy_std'])}"
     lines.append(_row(["final accuracy", f"{spread} (mean ± std of {summary['runs']})"]))
     lines += _race_rows(summary["race"])
+    if "final_accuracy_plain_mean" in summary:
+        plain = f"{_pct(summary['final_accuracy_plain_mean'])} ± {_pct(summary['final_accuracy_plain_std'])}"
+        lines.append(_row(["final accuracy without test-time augmentation", plain]))
     lines.append(_row(["best accuracy (mean)", _pct(summary["best_accuracy_mean"])]))
     if target is not None:
         lines.append(_row([f"reached {_pct(target)}", f"{summary['reached']} of {summary['runs']}"]))
@@ -93,14 +96,19 @@ def comparison_markdown(title, record):
         "epoch ratio",
         "seconds ratio",
     ]
+    with_plain = any("final_accuracy_plain_mean" in row for row in arms)
+    if with_plain:
+        header[3:3] = ["without TTA (mean)"]
     lines += [_row(header), _row(["---"] * len(header))]
     for row in arms:
+        plain = [_pct(row.get("final_accuracy_plain_mean", row["final_accuracy_mean"]))] if with_plain else []
         lines.append(
             _row(
                 [
                     f"`{row['arm']}`",
                     row["runs"],
                     f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
+                    *plain,
                     _interval(row["race"]),
                     _p_value(row["race"]),
                     _pct(row["best_accuracy_mean"]),
@@ -128,7 +136,7 @@ def lr_tune_markdown(title, record):
         f"# LR tune: {title}",
         "",
         f"Each candidate trained {budget['epochs']:g} of the config's {budget['of_config_epochs']:g} epochs with "
-        "1Cycle, "
+        f"its schedule ({record['config']['schedule']}), "
         f"{budget['runs_per_candidate']} seed(s) each, and was judged by its final accuracy on "
         f"{_holdout(record['holdout'])} held out of the training set. The test split was not read.",
         "",
