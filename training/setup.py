@@ -132,8 +132,30 @@ def build(config, strategy, placement, schedule=None, momentum=None):
     return Run(config, strategy, data, plan, model, optimizer, lookahead)
 
 
+_LOADED = {}  # the last dataset this process loaded, by what it was loaded from
+
+
 def load_data(config, placement=None):
-    """The config's dataset, in memory or read from disk, as `placement` (from `start`) says."""
+    """The config's dataset, in memory or read from disk, as `placement` (from `start`) says. The last one loaded is
+    kept: a trial's seeds, a comparison's arms and lr_tune's candidates over one dataset load it once."""
+    key = (
+        config.dataset,
+        config.data_dir,
+        config.image_size,
+        config.batch_size * 8,
+        config.skip_bad_images,
+        config.input_path,
+        config.max_in_memory_gib,
+        config.eval_split,
+        config.holdout,
+    )
+    if key not in _LOADED:
+        _LOADED.clear()  # one dataset at a time: a comparison of datasets holds one in memory, not all
+        _LOADED[key] = _load_data(config, placement)
+    return _LOADED[key]
+
+
+def _load_data(config, placement):
     return input_pipeline.load(
         config.dataset,
         config.data_dir,
