@@ -14,7 +14,7 @@ import dataclasses
 import importlib
 from collections.abc import Callable
 
-WHITENING_IMAGES = 5000  # airbench94's whitening stem is set from the first 5000 training images
+WHITENING_IMAGES = 5000  # airbench94's whitening stem is set from 5000 training images (a fixed sample)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ModelSpec:
 
     Args:
         build: `(input_shape, num_classes, sync_batch_norm=False, width=1.0) -> keras.Model` with float32 logits.
-        init_from_images: `(model, images)` run once, before training, on the first `WHITENING_IMAGES`
+        init_from_images: `(model, images)` run once, before training, on `WHITENING_IMAGES` (a fixed sample)
             normalised training images (float32 [N, H, W, C]); None for models initialised without data.
             A model with one needs its training set in memory.
         scales_with_width: whether `width` scales its channels (else only width=1.0 is accepted).

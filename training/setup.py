@@ -10,6 +10,7 @@ optimizer, in the order of DESIGN.md's data flow.
 import dataclasses
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -116,9 +117,9 @@ def build(config, strategy, placement, schedule=None, momentum=None):
         optimizer = create_optimizer(config, model, schedule, momentum, plan.whiten_bias_freeze_step)
         optimizer.build(model.trainable_variables)
         if spec.init_from_images:
-            images = input_pipeline.normalise(data.train_images[: models.WHITENING_IMAGES], data).numpy()
-            spec.init_from_images(model, images)
-            logging.info("%s initialised from the first %d training images", config.model, len(images))
+            images = input_pipeline.normalise(data.train_images[initialisation_sample(data.num_train)], data)
+            spec.init_from_images(model, images.numpy())
+            logging.info("%s initialised from %d training images", config.model, len(images))
         lookahead = None
         if config.lookahead_every_steps:
             lookahead = onecycle.Lookahead(
@@ -133,6 +134,13 @@ def build(config, strategy, placement, schedule=None, momentum=None):
 
 
 _LOADED = {}  # the last dataset this process loaded, by what it was loaded from
+
+
+def initialisation_sample(num_train, count=models.WHITENING_IMAGES, seed=1234):
+    """The sorted indices of the training images a model is initialised from: a fixed random sample, the same for
+    every run and seed (airbench94 takes the first 5,000 of CIFAR-10's mixed order; an image folder's first ones
+    are all of one class)."""
+    return np.sort(np.random.default_rng(seed).permutation(num_train)[: min(count, num_train)])
 
 
 def load_data(config, placement=None):
