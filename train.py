@@ -10,38 +10,41 @@
 
 Every config field can be overridden (`--config.<field>=<value>`); `--helpconfig` lists them. Rerunning the same
 command in the same workdir resumes from the latest checkpoint at its exact step (a trial: from its interrupted
-run, without repeating finished ones); a finished run is left as it is. This file only reads flags; the trainer is
-`training.trainer`, trials are `trial`. Installed from a wheel, the same command is `onecycle-train`.
+run, without repeating finished ones); a finished run is left as it is. This file only reads flags and hands the
+config to its mode (`MODES`). Installed from a wheel, the same command is `onecycle-train`.
 
 Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 28 the disk
 is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
 """
 
 import contextlib
+import importlib
 import logging as python_logging
 import os
-import shlex
 import sys
-import traceback
 
-from training import start_up_lines  # TensorFlow-free, like everything imported before `main`
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-if "--tf_logs" not in sys.argv:  # TensorFlow's C++ info and warnings (and, without an NVIDIA driver, its CUDA error)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", start_up_lines.min_log_level())
+from configs import fields, loading, registry  # TensorFlow-free, like everything imported before a mode runs
+from configs.base import ConfigError
+from configs.validation import arm_configs, validate
+from training import start_up_lines
+from training.invocation import Invocation, default_workdir
+from training.workdir import WorkdirError, check_local
 
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from configs import fields  # noqa: E402
-from configs.base import Config, ConfigError, with_overrides  # noqa: E402
-from configs.validation import validate  # noqa: E402
-from training.workdir import WorkdirError, check_local  # noqa: E402
-
-# Config files are found relative to the working directory, else to the project (so `--config=configs/x.py`
-# works from anywhere, and from an installed wheel).
 PROJECT = os.path.dirname(os.path.abspath(__file__))  # beside configs/, in a clone as in an installed wheel
+DEFAULT_CONFIG = os.path.join("configs", "quickstart.py")
 USER_ERROR = 2  # the exit code of every error a user can fix: the message alone, nothing written
 HELP_FLAGS = ("--help", "-?", "--helpshort", "--helpfull")
+MODES = {  # --mode: the function that runs it, main(config, workdir, invocation), imported when chosen
+    "train": "training.trainer:main",
+    "trial": "trial.runner:main",
+    "lr_find": "training.lr_find:main",
+    "lr_tune": "trial.lr_tune:main",
+    "schedule": "trial.preview:main",
+    "report": "trial.listing:main",
+}
 
 
 def user_error(message):
@@ -50,50 +53,14 @@ def user_error(message):
     sys.exit(USER_ERROR)
 
 
-def checked_argv(argv):
-    """argv with config paths resolved against the project when they are not found here. A config file that does
-    not exist or does not load, or a misspelt `--config.<field>`, ends the program with one line (exit 2) before
-    any flag is parsed."""
-    checked = []
-    for argument in argv:
-        name, _, value = argument.partition("=")
-        if name == "--config":
-            if not os.path.exists(value) and os.path.exists(os.path.join(PROJECT, value)):
-                value = os.path.join(PROJECT, value)
-            check_config_file(value)
-            argument = f"--config={value}"
-        elif name.startswith("--config."):
-            message = fields.unknown_field_message(name.removeprefix("--config."), Config())
-            if message:
-                user_error(message)
-        checked.append(argument)
-    return checked
-
-
-def check_config_file(path):
-    """Ends the program with one line naming the file, the line and the error, if `path` is not a config file
-    whose `get_config()` returns a config."""
-    if not os.path.isfile(path):
-        user_error(f"--config={path}: no such config file (they are in {os.path.join(PROJECT, 'configs')})")
-    try:
-        with open(path) as f:
-            code = compile(f.read(), path, "exec")
-        namespace = {"__name__": "config_file", "__file__": path}
-        exec(code, namespace)  # noqa: S102 (a config file is Python by design, as ml_collections loads it)
-        namespace["get_config"]()
-    except Exception as error:  # the user's file: any error in it is reported as its own, in one line
-        frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == path]
-        line = getattr(error, "lineno", None) or (frames[-1].lineno if frames else "?")
-        user_error(f"--config={path}, line {line}: {type(error).__name__}: {error}")
-
-
-def define_flags(values, argv):
-    """train.py's flags, on `values`. config_flags applies the `--config.<field>` overrides in `argv` here, when
-    the flag is defined, so `argv` must have been through `checked_argv`."""
-    config_flags.DEFINE_config_file(
+def define_flags(values, config, argv):
+    """train.py's flags, on `values`, with `config` (a loaded config file) as `--config`'s default. ml_collections
+    registers the `--config.<field>` overrides it finds in `argv` as it defines the flag."""
+    config_flags.DEFINE_config_dataclass(
         "config",
-        os.path.join(PROJECT, "configs", "quickstart.py"),
-        "Experiment config file; override any field with --config.<field>=<value> (list: --helpconfig).",
+        config,
+        "Experiment config: a file given as --config=<file> (default configs/quickstart.py), each field overridden "
+        "with --config.<field>=<value> (list: --helpconfig).",
         flag_values=values,
         sys_argv=argv,
     )
@@ -108,7 +75,7 @@ def define_flags(values, argv):
     flags.DEFINE_enum(
         "mode",
         "train",
-        ["train", "trial", "lr_find", "lr_tune", "schedule", "report"],
+        list(MODES),
         "train: one run. trial: config.trial.runs seeds, or with config.trial.arms a side-by-side comparison. "
         "lr_find: the LR range test (config.lr_find), which suggests config.lr. "
         "lr_tune: the LR range test, then short runs at candidate max_lrs judged on a held-out split (config.lr_tune). "
@@ -133,48 +100,58 @@ def define_flags(values, argv):
     )
 
 
+def parse(argv, values=None):
+    """(the parsed flags, the `Invocation`, the arguments that are not flags) of `argv`: the config file loaded
+    once, then every flag applied, on `values` (default: a new `FlagValues`).
+
+    A config file that does not exist or does not load, a misspelt `--config.<field>` or a value that does not
+    parse ends the program with one line (exit 2)."""
+    values = flags.FlagValues() if values is None else values
+    try:
+        config_file, rest = loading.config_file_argument(argv, PROJECT, DEFAULT_CONFIG)
+        config = loading.load(config_file)
+        loading.check_field_names(rest, config)
+    except ConfigError as error:
+        user_error(str(error))
+    define_flags(values, config, rest)
+    try:
+        remaining = values(rest)
+    except flags.Error as error:
+        user_error(str(error))
+    return values, Invocation(tuple(argv), config_file, values.steps_per_epoch), remaining
+
+
 def check(config, mode, environ=None):
     """Every value of `config`, and for a comparison every arm's, before TensorFlow is imported (`environ`: where
     the cluster is described; default os.environ)."""
     validate(config, environ)
-    if mode == "trial":
-        for text in config.trial.arms:
-            try:
-                arm = with_overrides(config, text)
-            except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
-                raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
-            validate(arm, environ)
+    if mode == "trial" and config.trial.arms:
+        arm_configs(config, environ)
 
 
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    if len(argv) > 1:
-        user_error(f"unexpected arguments {argv[1:]}: every setting is a flag (--help lists them)")
-    if FLAGS.helpconfig:
-        print(fields.listing(FLAGS.config), end="")
-        return
+def run(values, invocation):
+    """Checks the config and hands it to its mode; the mode's errors become exit codes."""
+    config, mode = values.config, values.mode
+    workdir = values.workdir or default_workdir(invocation.config_file, mode)
     try:
-        check(FLAGS.config, FLAGS.mode)
-        if FLAGS.workdir:
-            check_local(FLAGS.workdir)
+        check(config, mode)
+        check_local(workdir)
     except (ConfigError, WorkdirError) as error:
         user_error(str(error))
-    if not FLAGS.tf_logs:  # TensorFlow's own Python INFO lines (e.g. every checkpoint's sharding time)
+    if not values.tf_logs:  # TensorFlow's own Python INFO lines (e.g. every checkpoint's sharding time)
         tensorflow_code = f"{os.sep}tensorflow{os.sep}"
         logging.get_absl_handler().addFilter(
             lambda record: record.levelno >= python_logging.WARNING or tensorflow_code not in record.pathname
         )
-    with contextlib.nullcontext() if FLAGS.tf_logs else start_up_lines.filtered():
+    with contextlib.nullcontext() if values.tf_logs else start_up_lines.filtered():
         import tensorflow  # noqa: F401 (loaded here, without its start-up lines)
     from input_pipeline import DatasetError
     from training.checkpoints import CheckpointError
     from training.faults import DiskFull, RunInterrupted
 
+    module, _, function = MODES[mode].partition(":")
     try:
-        config_file = config_flags.get_config_filename(FLAGS["config"])
-        dispatch(FLAGS.config, FLAGS.workdir or default_workdir(config_file, FLAGS.mode))
+        getattr(importlib.import_module(module), function)(config, workdir, invocation)
     except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was
         sys.exit(interrupted.exit_code)
     except DiskFull as error:
@@ -184,110 +161,32 @@ def main(argv):
         user_error(str(error))
 
 
-def dispatch(config, workdir):
-    if FLAGS.mode == "report":
-        from trial.listing import listing
-
-        if not os.path.isdir(workdir):
-            user_error(f"--workdir={workdir}: no such folder to report on (--mode=report lists the runs under it)")
-        print(listing(workdir))
-    elif FLAGS.mode == "schedule":
-        from trial.preview import preview_schedule
-
-        preview_schedule(config, workdir, FLAGS.steps_per_epoch)
-    elif FLAGS.mode == "lr_find":
-        from training.lr_find import find_lr
-
-        suggestion = find_lr(config, workdir)["suggestion"]
-        if suggestion.get("config_lr"):
-            command = training_command(ARGV, suggestion["config_lr"])
-            print(f"train with the {suggestion['rule']} rule's suggestion:\n  {command}")
-    elif FLAGS.mode == "lr_tune":
-        from trial.lr_tune import tune_lr
-
-        pick = tune_lr(config, workdir)["pick"]
-        command = training_command(ARGV, pick["config_lr"])
-        print(f"train with the pick (table in {os.path.join(workdir, 'lr_tune.md')}):\n  {command}")
-    elif FLAGS.mode == "trial":
-        from trial import run_comparison, run_trial
-
-        (run_comparison if config.trial.arms else run_trial)(config, workdir, command=command_line(ARGV))
-        print_tables(os.path.join(workdir, "comparison.md" if config.trial.arms else "trial.md"))
-    else:
-        from training.trainer import train_and_evaluate
-
-        train_and_evaluate(config, workdir, command=command_line(ARGV))
-
-
-def print_tables(path):
-    """Prints the tables of a trial's or comparison's markdown report (`path`, written by the chief), without the
-    clocks' definitions that end it."""
-    if os.path.exists(path):
-        with open(path) as f:
-            text = f.read().partition("\nClocks:")[0].rstrip()
-        print(f"{text}\n\n(clocks defined, plots and every run: {os.path.dirname(path)})")
-
-
-def default_workdir(config_file, mode):
-    """runs/<config name> for training, runs/<config name>.<mode> for the other modes: each its own folder, so
-    that a sweep or a trial never lands in (or is refused as a change of) a training run's workdir."""
-    if mode == "report":
-        return "runs"  # every run made with a default workdir
-    name = os.path.splitext(os.path.basename(config_file))[0]
-    return os.path.join("runs", name if mode == "train" else f"{name}.{mode}")
-
-
-def training_command(argv, config_lr):
-    """The command line `argv` ran, as the command that trains it with `--config.lr=config_lr`: every other flag
-    kept as given, the mode and the workdir replaced (a workdir named after the config and the rate)."""
-    kept, skip = [], False
-    for argument in argv[1:]:
-        name = argument.partition("=")[0]
-        if skip:
-            skip = False
-        elif name in ("--mode", "--workdir", "--config.lr"):
-            skip = "=" not in argument  # "--workdir runs/x": its value is the next argument
-        else:
-            kept.append(argument)
-    config_file = next((a.partition("=")[2] for a in kept if a.startswith("--config=")), "configs/quickstart.py")
-    program = command_line(argv[:1])
-    rate = f"{config_lr:.4g}"
-    workdir = f"{default_workdir(config_file, 'train')}_lr{rate}"
-    return shlex.join([*program.split(), *kept, f"--config.lr={rate}", f"--workdir={workdir}"])
-
-
-def command_line(argv):
-    """`argv` as a command to type again: `python train.py ...`, or the installed `onecycle-train ...`."""
-    program = ["python", argv[0]] if argv[0].endswith(".py") else [os.path.basename(argv[0])]
-    return shlex.join([*program, *argv[1:]])
-
-
-def cli():
+def cli(argv=None):
     """train.py's command line (also the `onecycle-train` command of an installed wheel, from any directory)."""
-    if set(sys.argv[1:]) & set(HELP_FLAGS):  # absl's help exits 1; help asked for is a success
-        app.usage(shorthelp="--helpfull" not in sys.argv, writeto_stdout=True)
+    argv = list(sys.argv if argv is None else argv)
+    if "--tf_logs" not in argv:  # TensorFlow's C++ info and warnings (and, without an NVIDIA driver, its CUDA error)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", start_up_lines.min_log_level())
+    if set(argv[1:]) & set(HELP_FLAGS):  # absl's help exits 1; help asked for is a success
+        parse(argv[:1], flags.FLAGS)
+        app.usage(shorthelp="--helpfull" not in argv, writeto_stdout=True)
         sys.exit(0)
-    app.run(main, flags_parser=parse_flags)
-
-
-def parse_flags(argv):
-    """absl's flag parsing, with a value that does not parse (`--config.batch_size=abc`) as a user error; points
-    XLA's persistent cache at the workdir's parent if the config asks for it."""
-    try:
-        remaining = FLAGS(argv)
-    except flags.Error as error:
-        user_error(str(error))
-    if FLAGS.config.xla_cache:  # here: TensorFlow reads its XLA flags before app.run calls `main`
+    values, invocation, remaining = parse(argv, flags.FLAGS)  # absl's app.run wants its own FLAGS parsed
+    if values.helpconfig:
+        print(fields.listing(values.config) + "\n" + registry.listing())
+        sys.exit(0)
+    if values.config.xla_cache:  # before TensorFlow starts: it reads its XLA flags once
         from training import compile_cache
 
-        config_file = config_flags.get_config_filename(FLAGS["config"])
-        compile_cache.enable(compile_cache.directory(FLAGS.workdir or default_workdir(config_file, FLAGS.mode)))
-    return remaining
+        workdir = values.workdir or default_workdir(invocation.config_file, values.mode)
+        compile_cache.enable(compile_cache.directory(workdir))
 
+    def main(unparsed):
+        if len(unparsed) > 1:
+            user_error(f"unexpected arguments {unparsed[1:]}: every setting is a flag (--help lists them)")
+        run(values, invocation)
 
-ARGV = list(sys.argv)  # as the user typed it, for the commands the LR modes print
-sys.argv[:] = checked_argv(sys.argv)
-define_flags(FLAGS, sys.argv)
+    app.run(main, argv=argv, flags_parser=lambda _: remaining)
+
 
 if __name__ == "__main__":
     cli()

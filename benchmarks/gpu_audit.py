@@ -276,25 +276,26 @@ def audit_config(config, strategy, registry=None, name=""):
         jit_compile=not config.sync_batch_norm if config.jit_compile is None else config.jit_compile,  # a GPU's auto
     )
     findings = Findings(name or config.model, replicas=replicas)
-    config, strategy, placement = setup.start(config, strategy)
-    run = setup.build(config, strategy, placement)
+    prepared = setup.start(config, strategy)
+    strategy = prepared.strategy
+    run = setup.build(config, prepared)
     with strategy.scope():
         batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
     resident, train_input = setup.training_input(config, strategy, run.data, batches_consumed)
     with recording_reductions(findings):
-        made = loops.make_loops(
-            strategy, run.model, run.optimizer, config, run.data.num_classes, config.batch_size, resident, run.lookahead
-        )
+        made = loops.make_loops(run, resident)
         train = made.train.get_concrete_function(train_input, tf.constant(2))
-    eval_data, eval_steps = input_pipeline.eval_dataset(strategy, run.data, config.batch_size)
-    evaluate = made.eval.get_concrete_function(iter(eval_data), tf.constant(eval_steps))
+    eval_data, eval_steps = input_pipeline.eval_dataset(strategy, run.data, config)
+    evaluations = [made.eval] + ([made.eval_plain] if made.eval_plain else [])
+    evaluate = [loop.get_concrete_function(iter(eval_data), tf.constant(eval_steps)) for loop in evaluations]
     variables = run.model.weights + run.optimizer.variables + [batches_consumed]
     variables += [resident.images, resident.labels, resident.order] if resident else []
     variables += [resident.first_flips] if resident and resident.first_flips is not None else []
     variables += run.lookahead.variables if run.lookahead else []
     audit_variables(variables, findings, registry)
     audit_function(train, "train call", findings, registry)
-    audit_function(evaluate, "eval call", findings, registry)
+    for function in evaluate:  # with test-time augmentation, and plain
+        audit_function(function, "eval call", findings, registry)
     return findings
 
 

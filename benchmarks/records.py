@@ -84,8 +84,8 @@ def main():
             jpegs.prepare(
                 directory, num_train=args.examples, num_eval=16, sides=(160, 400), num_shards=4, file_format=file_format
             )
-        data = input_pipeline.load(jpegs.NAME, data_dir, image_size=size, input_path="disk")
-        in_memory = input_pipeline.load("synthetic", image_size=size, synthetic_examples=config.batch_size)
+        data = input_pipeline.load(Config(dataset=jpegs.NAME, data_dir=data_dir, image_size=size, input_path="disk"))
+        in_memory = input_pipeline.load(Config(dataset="synthetic", image_size=size, batch_size=config.batch_size // 8))
         in_memory = dataclasses.replace(in_memory, num_classes=data.num_classes)  # the same model
         pipeline = pipeline_variant(config, data, "disk path alone: read, decode, crop, flip")
         limit = training_variant("limit: ResNet-50 step, batch in memory", config, in_memory, "memory")

@@ -13,6 +13,7 @@ import tensorflow as tf
 import input_pipeline
 from benchmarks.harness import alternate, table
 from benchmarks.step import REGIMES, parse_arguments, training_variant
+from configs.base import Config
 
 
 def main():
@@ -21,7 +22,7 @@ def main():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     tf.get_logger().setLevel("ERROR")
 
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     mirrored = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     rows = []
     for regime in args.regimes:

@@ -35,7 +35,7 @@ from benchmarks.harness import Variant, alternate, fetching, table
 from configs.base import Config
 from training import loops, setup
 from training.optimization import create_optimizer, create_schedule
-from training.plan import peak_lr
+from training.plan import derive_plan, peak_lr
 
 REGIMES = {  # (config, training steps per timing window)
     "compute": (Config(model="resnet9", width=0.25, batch_size=128, lr_reference_batch=128, jit_compile=False), 10),
@@ -64,9 +64,8 @@ def training_variant(name, config, data, feed="pipeline", make_optimizer=None, s
         with strategy.scope():
             batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False)
         resident, train_input = setup.training_input(config, strategy, data, batches_consumed)
-    train_loop = loops.make_loops(
-        strategy, model, optimizer, config, data.num_classes, config.batch_size, resident
-    ).train
+    plan = derive_plan(config, data.num_train, strategy.num_replicas_in_sync, "memory", bool(config.jit_compile))
+    train_loop = loops.make_loops(setup.Run(config, strategy, data, plan, model, optimizer), resident).train
 
     def run(num_steps):
         while num_steps:
@@ -141,9 +140,7 @@ def keras_variant(name, config, data, dataset, callbacks=(), jit_compile=False):
 
 def pipeline_variant(config, data, name="input pipeline alone"):
     """The input pipeline alone: batches made (gathered or read, normalised, augmented) and fetched, no training."""
-    dataset = input_pipeline.train_dataset(
-        tf.distribute.get_strategy(), data, config.batch_size, 0, augmentation=config.augmentation
-    )
+    dataset = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config)
     return fetching(name, dataset, config.batch_size)
 
 
@@ -181,9 +178,7 @@ def regime_rows(regime, config, data, windows, steps):
             weight_decay=config.weight_decay,
         ),
     )
-    ours_input = input_pipeline.train_dataset(
-        tf.distribute.get_strategy(), data, config.batch_size, 0, augmentation=config.augmentation
-    )
+    ours_input = input_pipeline.train_dataset(tf.distribute.get_strategy(), data, config)
     naive = keras_variant("keras fit: naive input, constant lr", config, data, naive_dataset(config, data))
     host = keras_variant(
         "keras fit + host-callback 1Cycle",
@@ -232,7 +227,7 @@ def parse_arguments(description):
 def main():
     args = parse_arguments(__doc__.splitlines()[0])
     tf.get_logger().setLevel("ERROR")  # each variant traces its own loop: the retracing warnings are expected
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     rows = []
     for regime in args.regimes:
         config, steps = REGIMES[regime]

@@ -29,6 +29,9 @@ class Augmentation:
     # with flip: airbench's alternating flip instead, a seeded half of the images mirrored in epoch 0 and every
     # image mirrored in alternate epochs from its epoch-0 side (a function of seed, example and epoch)
     alternate_flip: bool = False
+    # then these, in order: names in configs/registry.py's AUGMENTATIONS ("jitter") or your own module:attribute,
+    # each fn(images, seed) -> images on a normalised float batch, drawing from the stateless seed (shape [2])
+    extra: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass
@@ -69,7 +72,9 @@ class LRTune:
 @dataclasses.dataclass
 class Config:
     # Data
-    dataset: str = "quickstart"  # "quickstart", "quickstart_hard", "synthetic", "image_folder" or a tfds name
+    # a name in configs/registry.py's DATASETS ("quickstart", "quickstart_hard", "synthetic", "image_folder"), a
+    # tfds dataset's name, or your own module:attribute (README, "Add your own dataset")
+    dataset: str = "quickstart"
     data_dir: str | None = None  # tfds data_dir, or the image folder's root
     download: bool = False  # let tfds download a dataset missing from data_dir
     skip_bad_images: bool = False  # image_folder: skip (and count) undecodable files instead of stopping at one
@@ -89,7 +94,7 @@ class Config:
     data_on_device: bool = False
 
     # Model
-    model: str = "resnet9"  # a name in models.MODELS
+    model: str = "resnet9"  # a name in models.MODELS, or your own module:attribute (README, "Add your own model")
     width: float = 1.0  # channel multiplier (resnet9 1.0: 64-128-256-512)
     sync_batch_norm: bool = False  # all-reduce BatchNorm statistics across replicas
 
@@ -97,10 +102,12 @@ class Config:
     batch_size: int = 512  # global, over all replicas and workers
     # the schedule's length; steps = floor(epochs * floor(train examples / batch_size)): fractions allowed (9.9)
     epochs: float = 24
-    optimizer: str = "nesterov"  # "sgd", "nesterov", "adam", "adamw" or "rmsprop"
+    # "sgd", "nesterov", "adam", "adamw", "rmsprop" (configs/registry.py's OPTIMIZERS), or your own module:attribute
+    optimizer: str = "nesterov"
     lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
     lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch
-    schedule: str = "onecycle"  # "onecycle", or a baseline: "constant", "step", "warmup_cosine"
+    # "onecycle", a baseline ("constant", "step", "warmup_cosine"), or your own module:attribute
+    schedule: str = "onecycle"
     # 1Cycle (schedule="onecycle"): PyTorch OneCycleLR's parameters; momentum cycles max -> base -> max
     pct_start: float = 0.25  # fraction of the run spent warming up (a fraction, not a percentage)
     div_factor: float = 25.0  # the first lr is max_lr / div_factor

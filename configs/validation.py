@@ -10,18 +10,18 @@ import dataclasses
 import json
 import math
 import os
+import re
 import types
 import typing
 
 import models
-from configs.base import ConfigError
+from configs import registry
+from configs.base import ConfigError, with_overrides
 
-# The names a config may choose from; the components that build them are tested to build exactly these.
+# The values of the fields that are not extension points (those are configs/registry.py's tables).
 CHOICES = {
-    "optimizer": ("sgd", "nesterov", "adam", "adamw", "rmsprop"),
     "precision": ("float32", "mixed_float16", "mixed_bfloat16"),
     "strategy": ("auto", "default", "mirrored", "multi_worker", "tpu"),
-    "schedule": ("onecycle", "constant", "step", "warmup_cosine"),
     "anneal_strategy": ("linear", "cos"),
     "input_path": ("auto", "memory", "disk"),
     "momentum_form": ("keras", "pytorch"),
@@ -108,10 +108,14 @@ def _type_name(annotation):
 
 
 def _check_choices(config):
-    choices = CHOICES | {"model": tuple(models.MODELS)}
-    for field, allowed in choices.items():
+    for field, allowed in CHOICES.items():
         if getattr(config, field) not in allowed:
             _fail(f"--config.{field}={getattr(config, field)!r} is not one of {allowed}")
+    for field in ("model", "optimizer", "schedule"):
+        registry.check_name(field, getattr(config, field))
+    registry.check_name("dataset", config.dataset, tfds_fallback=True)
+    for name in config.augmentation.extra:
+        registry.check_name("augmentation.extra", name)
 
 
 def _check_ranges(config):
@@ -232,7 +236,12 @@ def learning_rate_multipliers(entries):
 
 
 def _check_model(config):
-    spec = models.MODELS[config.model]
+    if not registry.is_path(config.model):  # the user's own is checked once imported, when the run starts
+        check_model_spec(config, models.MODELS[config.model])
+
+
+def check_model_spec(config, spec):
+    """Raises `ConfigError` for a config that the model of `spec` (a `models.ModelSpec`) cannot run."""
     if config.whiten_bias_epochs and spec.whitening_bias is None:
         _fail(
             f"--config.whiten_bias_epochs={config.whiten_bias_epochs:g} freezes a whitening stem's bias, but "
@@ -338,6 +347,30 @@ def _check_lr_tune(settings):
             f"--config.lr_tune.holdout is a fraction of the training set in (0, 1) or a whole count of examples, "
             f"got {settings.holdout}"
         )
+
+
+def arm_configs(config, environ=None):
+    """{arm text: the config with that arm's overrides} of a comparison, every arm validated."""
+    if len(config.trial.arms) < 2:
+        _fail(
+            f"a comparison needs at least two config.trial.arms, got {config.trial.arms}; e.g. "
+            "--config.trial.arms=\"('schedule=onecycle', 'schedule=warmup_cosine lr=0.2')\""
+        )
+    arms = {}
+    for text in config.trial.arms:
+        try:
+            arms[text] = with_overrides(config, text)
+        except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
+            raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
+        validate(arms[text], environ)
+    if len({arm_folder(text) for text in arms}) < len(arms):
+        _fail(f"--config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
+    return arms
+
+
+def arm_folder(text):
+    """A folder name for an arm: its overrides with anything but letters, digits, '.', '=' and '-' as '_'."""
+    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
 
 
 def _check_trial(trial):

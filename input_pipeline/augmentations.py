@@ -8,13 +8,17 @@ draw other numbers than the host's for the same seed, so "the same" holds within
 
 import tensorflow as tf
 
+from configs import registry
 from configs.base import Augmentation
 
-__all__ = ["Augmentation", "augment", "cutout", "random_crop", "random_flip"]
+__all__ = ["Augmentation", "augment", "cutout", "jitter", "random_crop", "random_flip"]
 
 
 def augment(images, seed, augmentation):
-    """Applies `augmentation` to a normalised float batch; returns a batch of the same shape."""
+    """Applies `augmentation` to a normalised float batch; returns a batch of the same shape.
+
+    Its `extra` augmentations (configs/registry.py's AUGMENTATIONS, or the user's `module:attribute`) come last,
+    in order, each called as `fn(images, seed)` with a seed of its own derived from `seed`."""
     crop_seed, flip_seed, cutout_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     if augmentation.crop_padding:
         images = random_crop(images, augmentation.crop_padding, crop_seed)
@@ -22,7 +26,18 @@ def augment(images, seed, augmentation):
         images = random_flip(images, flip_seed)
     if augmentation.cutout:
         images = cutout(images, augmentation.cutout, cutout_seed)
+    for index, name in enumerate(augmentation.extra):
+        extra = _resolved(name)
+        images = extra(images, tf.random.experimental.stateless_fold_in(seed, _EXTRA_STREAMS + index))
     return images
+
+
+@tf.autograph.experimental.do_not_convert  # an import, at trace time: nothing for autograph to convert
+def _resolved(name):
+    return registry.resolve("augmentation.extra", name)
+
+
+_EXTRA_STREAMS = 1000  # the extra augmentations' seeds are `seed` folded with 1000, 1001, ...
 
 
 def random_crop(images, padding, seed):
@@ -54,3 +69,17 @@ def cutout(images, size, seed):
     inside_columns = (columns >= 0) & (columns < size)
     square = inside_rows[:, :, None] & inside_columns[:, None, :]
     return tf.where(square[..., None], tf.zeros_like(images), images)
+
+
+JITTER = (0.1399, 0.1308)  # hiverge/cifar10-speedrun's brightness and contrast ranges, on normalised pixels
+
+
+def jitter(images, seed, brightness=JITTER[0], contrast=JITTER[1]):
+    """hiverge/cifar10-speedrun's colour jitter: each image becomes (x + b) * c, with b ~ U(-brightness,
+    brightness) and c ~ U(1 - contrast, 1 + contrast) drawn per image, on normalised pixels (so the contrast
+    scales around the dataset's mean)."""
+    batch = tf.shape(images)[0]
+    offsets, scales = tf.unstack(tf.random.stateless_uniform([2, batch], seed, -1.0, 1.0), axis=0)
+    offsets = tf.cast(offsets * brightness, images.dtype)[:, None, None, None]
+    scales = tf.cast(1.0 + scales * contrast, images.dtype)[:, None, None, None]
+    return (images + offsets) * scales

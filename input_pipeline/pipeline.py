@@ -73,14 +73,13 @@ def alternately_flipped(images, indices, epoch, first_flips):
     return tf.where(mirrored[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
 
-def resident_batch(
-    images, labels, data, global_batch, num_replicas, seed, step, replica, augmentation, order=None, first_flips=None
-):
+def resident_batch(images, labels, data, config, num_replicas, step, replica, order=None, first_flips=None):
     """Replica `replica`'s batch of global step `step`, gathered from the whole training set held in `images` and
     `labels` (tensors on the replica's device): the same examples, normalisation and augmentation as
     `train_dataset` gives that replica at that step, computed inside the training step from (seed, step).
     `order`: the step's epoch's `epoch_order` (a tensor or variable), if the caller holds it (else it is
     computed here). `first_flips` (`first_epoch_flips`): flip by the alternating rule, before the augmentation."""
+    global_batch, seed, augmentation = config.batch_size, config.seed, pipeline_augmentation(config)
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     step, replica = tf.cast(step, tf.int64), tf.cast(replica, tf.int64)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
@@ -97,6 +96,17 @@ def resident_batch(
     return batch, _gather(labels, indices)
 
 
+def pipeline_augmentation(config):
+    """The augmentation the input pipeline applies: none when the training step augments on the accelerator
+    (`config.augment_on_device`)."""
+    return None if config.augment_on_device else config.augmentation
+
+
+def alternates_flips(config):
+    """Whether the config flips by airbench's alternating rule (by example and epoch, in the pipeline)."""
+    return config.augmentation.flip and config.augmentation.alternate_flip
+
+
 def _gather(values, indices):
     """`tf.gather` of a variable's rows as `ResourceGather`: a mirrored variable read whole would be gathered by
     `GatherV2`, which has no GPU kernel for uint8."""
@@ -105,19 +115,21 @@ def _gather(values, indices):
     return tf.gather(values, indices)
 
 
-def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation=None, alternate_flip=False):
-    """An endless distributed dataset of (images, labels) per-replica batches, starting at global `start_step`.
+def train_dataset(strategy, data, config, start_step=0):
+    """An endless distributed dataset of (images, labels) per-replica batches of `config.batch_size` (global),
+    shuffled from `config.seed`, starting at global `start_step`, augmented by `pipeline_augmentation(config)`.
 
     Each element also carries its global step and replica index, from which the augmentation seed is derived,
-    and its examples' indices, from which `alternate_flip` (applied here even when `augmentation` is left to the
-    accelerator: it comes first, and is exact) mirrors them.
+    and its examples' indices, from which the alternating flip (applied here even when the augmentation is left
+    to the accelerator: it comes first, and is exact) mirrors them.
     """
+    global_batch, seed, augmentation = config.batch_size, config.seed, pipeline_augmentation(config)
     num_replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     epoch_steps = steps_per_epoch(data.num_train, global_batch)
     first_epoch, skipped_steps = divmod(start_step, epoch_steps)
     source = _source(data, "train")
-    first_flips = first_epoch_flips(data.num_train, seed) if alternate_flip else None
+    first_flips = first_epoch_flips(data.num_train, seed) if alternates_flips(config) else None
 
     def dataset_fn(context):
         first_replica, local_replicas = _local_replicas(context, num_replicas)
@@ -156,8 +168,10 @@ def train_dataset(strategy, data, global_batch, seed, start_step=0, augmentation
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def eval_dataset(strategy, data, global_batch):
-    """(distributed dataset of (images, labels, weights), number of steps) covering every eval example once."""
+def eval_dataset(strategy, data, config):
+    """(distributed dataset of (images, labels, weights), number of steps) covering every eval example once, in
+    global batches of `config.batch_size`."""
+    global_batch = config.batch_size
     num_replicas = strategy.num_replicas_in_sync
     per_replica = per_replica_batch_size(global_batch, num_replicas)
     num_steps = -(-data.num_eval // global_batch)

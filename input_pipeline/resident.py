@@ -2,7 +2,7 @@
 
 import tensorflow as tf
 
-from input_pipeline.pipeline import epoch_order, first_epoch_flips, resident_batch, steps_per_epoch
+from input_pipeline.pipeline import alternates_flips, epoch_order, first_epoch_flips, resident_batch, steps_per_epoch
 
 
 class ResidentTrainingSet:
@@ -20,18 +20,18 @@ class ResidentTrainingSet:
     Args:
         strategy: the run's `tf.distribute` strategy; the variables are mirrored on each of its replicas.
         data: the training set in memory (`input_pipeline.Data`).
-        global_batch: the batch over all replicas.
-        seed: the run's seed (the epoch order and the augmentation derive from it).
-        augmentation: the `Augmentation` applied to each batch in the step, or None.
-        alternate_flip: mirror by the alternating rule (`first_epoch_flips`, held on the device), before it.
+        config: the run's config: its batch (global), seed (the epoch order and the augmentation derive from
+            it) and augmentation (with the alternating flip, `first_epoch_flips` are held on the device).
     """
 
-    def __init__(self, strategy, data, global_batch, seed, augmentation, alternate_flip=False):
-        self.data, self.global_batch, self.seed, self.augmentation = data, global_batch, seed, augmentation
+    def __init__(self, strategy, data, config):
+        self.data, self.config, self.seed = data, config, config.seed
         self.num_replicas = strategy.num_replicas_in_sync
-        self.steps_per_epoch = steps_per_epoch(data.num_train, global_batch)
-        images, labels = _synthetic_on_device(data, seed) if data.synthetic else (data.train_images, data.train_labels)
-        flips = first_epoch_flips(data.num_train, seed) if alternate_flip else None  # on the host: a shuffle
+        self.steps_per_epoch = steps_per_epoch(data.num_train, config.batch_size)
+        images, labels = (
+            _synthetic_on_device(data, self.seed) if data.synthetic else (data.train_images, data.train_labels)
+        )
+        flips = first_epoch_flips(data.num_train, self.seed) if alternates_flips(config) else None  # on the host
         with strategy.scope():
             self.images = tf.Variable(images, trainable=False, name="resident_images", dtype=tf.uint8)
             # int64: GPUs hold no int32 variable (it would live on the host, gathered there every step)
@@ -59,12 +59,10 @@ class ResidentTrainingSet:
             self.images,
             self.labels,
             self.data,
-            self.global_batch,
+            self.config,
             self.num_replicas,
-            self.seed,
             step,
             replica,
-            self.augmentation,
             order=self.order,
             first_flips=self.first_flips,
         )

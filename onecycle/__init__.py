@@ -11,9 +11,10 @@ from onecycle.optimizers import (
     AdamW,
     LossScaleOptimizer,
     RMSprop,
+    ScheduledMomentum,
     exclude_biases_and_norms_from_weight_decay,
 )
-from onecycle.schedule import OneCycle
+from onecycle.schedule import OneCycle, StepFunction
 
 __all__ = [
     "Adam",
@@ -27,7 +28,9 @@ __all__ = [
     "OneCycle",
     "OneCycleScheduler",
     "RMSprop",
+    "ScheduledMomentum",
     "SGD",
     "StepDecay",
+    "StepFunction",
     "WarmupCosine",
 ]

@@ -173,3 +173,22 @@ def anneal(strategy, start, end, done, left):
 def _check(condition, message):
     if not condition:
         raise ValueError(f"OneCycle: {message}")
+
+
+class StepFunction(keras.optimizers.schedules.LearningRateSchedule):
+    """A plain function of the step as a Keras schedule: `StepFunction(fn)(step)` is `fn(step as float32)`.
+
+    Keras calls a bare callable learning rate with no argument; this calls `fn` with `optimizer.iterations`
+    inside the compiled step, like every schedule here. `fn` must be written with tensor operations (`keras.ops`
+    or `tf`) to trace, e.g. `lambda step: 0.1 * keras.ops.exp(-step / 1000)`.
+    """
+
+    def __init__(self, function):
+        super().__init__()
+        self.function = function
+
+    def __call__(self, step):
+        return tf.cast(self.function(tf.cast(step, tf.float32)), tf.float32)
+
+    def get_config(self):
+        return {"function": getattr(self.function, "__qualname__", repr(self.function))}  # for reading: not reloadable

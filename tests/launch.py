@@ -15,6 +15,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENVIRONMENT = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
+def run(*arguments, cwd=REPO, timeout=300):
+    """`python <arguments>` to its end (a hang past `timeout` seconds fails), as a user runs it: its output kept."""
+    command = [sys.executable, *arguments]
+    return subprocess.run(command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True, timeout=timeout)
+
+
 def start(workdir, *flags, script="train.py", log_name="train.log", environment=None, ignore_sighup=False):
     """Starts `script` (train.py, or tests/run_with_fault.py with its arguments first) on the quick-start config;
     with `ignore_sighup`, as `nohup` starts it."""

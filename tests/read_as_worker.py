@@ -8,6 +8,10 @@ import json
 import os
 import sys
 
+from tiny import pipeline_config
+
+from configs.base import Config
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import tensorflow as tf  # noqa: E402
@@ -18,10 +22,10 @@ from benchmarks import jpegs  # noqa: E402
 
 def main(data_dir, output):
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    data = input_pipeline.load(jpegs.NAME, data_dir, image_size=(32, 32), input_path="disk")
-    train = iter(input_pipeline.train_dataset(strategy, data, 48, seed=4))
+    data = input_pipeline.load(Config(dataset=jpegs.NAME, data_dir=data_dir, image_size=(32, 32), input_path="disk"))
+    train = iter(input_pipeline.train_dataset(strategy, data, pipeline_config(48, seed=4)))
     read = {"train": [strategy.experimental_local_results(next(train)[1])[0].numpy().tolist() for _ in range(10)]}
-    evaluation, _ = input_pipeline.eval_dataset(strategy, data, 16)
+    evaluation, _ = input_pipeline.eval_dataset(strategy, data, pipeline_config(16))
     read["eval"] = []
     for _, labels, weights in evaluation:
         labels, weights = (strategy.experimental_local_results(t)[0].numpy() for t in (labels, weights))

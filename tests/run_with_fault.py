@@ -17,7 +17,7 @@ import threading
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from absl import app, logging  # noqa: E402
+from absl import logging  # noqa: E402
 
 import train  # noqa: E402
 from training import checkpoints, export, report  # noqa: E402
@@ -91,7 +91,7 @@ def main():
         checkpoints.save = on_nth_call(checkpoints.save, n, before=lambda: threading.Timer(0.005, kill).start())
     else:
         raise SystemExit(f"unknown fault point {where!r}")
-    app.run(train.main)
+    train.cli()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import keras
+import launch
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -13,6 +14,7 @@ from test_optimizers import GLOBAL_BATCH, STEPS, W0, X, Y, linear_model, mse_gra
 import input_pipeline
 import models
 import onecycle
+from configs.base import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -113,7 +115,7 @@ def test_curves_and_plot():
 
 @pytest.mark.slow
 def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     images = input_pipeline.normalise(data.train_images[:4096], data).numpy()
     model = models.create_model("airbench", (32, 32, 3), 10, width=0.25)
     model.compile(
@@ -141,15 +143,7 @@ def test_lr_finder_suggests_on_quickstart_and_restores_the_model():
 
 @pytest.mark.slow
 def test_example_script_runs_and_its_schedule_is_onecycle():
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run(
-        [sys.executable, "examples/keras_one_cycle.py", "--epochs=2", "--train_examples=1024"],
-        cwd=REPO,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    done = launch.run("examples/keras_one_cycle.py", "--epochs=2", "--train_examples=1024")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line for line in done.stdout.splitlines() if line.startswith("epoch ")]
     assert len(lines) == 2

@@ -12,7 +12,7 @@ from training import export, trainer
 def test_the_serving_model_normalises_raw_images_as_training_did(tmp_path):
     import keras
 
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     model = models.create_model("resnet9", data.image_shape, data.num_classes, width=0.125)
     served = export.serving_model(model, data)
     raw = data.eval_images[:8]

@@ -6,9 +6,11 @@ import pytest
 import tensorflow as tf
 from test_pipeline import per_replica, take_steps
 from test_records import labels_by_index
+from tiny import pipeline_config
 
 import input_pipeline
 from benchmarks import jpegs
+from configs.base import Config
 from input_pipeline import holdout, records, sources
 
 SIZE = (32, 32)
@@ -16,16 +18,18 @@ SIZE = (32, 32)
 
 def load(data_dir, input_path, fraction=0.25):
     """benchmarks.jpegs (each label is its example's number) with a quarter of its 240 training images held out."""
-    return input_pipeline.load(jpegs.NAME, str(data_dir), image_size=SIZE, input_path=input_path, holdout=fraction)
+    return input_pipeline.load(
+        Config(dataset=jpegs.NAME, data_dir=str(data_dir), image_size=SIZE, input_path=input_path, holdout=fraction)
+    )
 
 
 def trained_labels(strategy, data, global_batch, seed, start_step, steps):
-    dataset = input_pipeline.train_dataset(strategy, data, global_batch, seed, start_step)
+    dataset = input_pipeline.train_dataset(strategy, data, pipeline_config(global_batch, seed=seed), start_step)
     return [np.concatenate([batch[1] for batch in step]) for step in take_steps(strategy, dataset, steps)]
 
 
 def evaluated_labels(strategy, data, global_batch):
-    dataset, _ = input_pipeline.eval_dataset(strategy, data, global_batch)
+    dataset, _ = input_pipeline.eval_dataset(strategy, data, pipeline_config(global_batch))
     counted = []
     for _, labels, weights in dataset:
         for label, weight in zip(*(per_replica(strategy, t) for t in (labels, weights))):
@@ -86,15 +90,15 @@ def test_an_image_folder_needs_no_test_folder_with_a_holdout(tmp_path):
         for i in range(5):
             pixels = np.full((8, 8, 3), 40 * i, np.uint8)
             tf.io.write_file(str(tmp_path / "train" / name / f"{i}.png"), tf.io.encode_png(pixels))
-    data = input_pipeline.load("image_folder", str(tmp_path), image_size=(8, 8), holdout=4)
+    data = input_pipeline.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8), holdout=4))
     assert (data.num_train, data.num_eval, data.eval_split) == (6, 4, "holdout")
 
 
 def test_the_quickstart_test_set_is_not_generated(monkeypatch):
     seeds = []
-    generate = sources.quickstart.generate
+    generate = sources.generated.generate
     monkeypatch.setattr(
-        sources.quickstart, "generate", lambda n, seed, **kw: seeds.append(seed) or generate(n, seed, **kw)
+        sources.generated, "generate", lambda n, seed, **kw: seeds.append(seed) or generate(n, seed, **kw)
     )
-    data = input_pipeline.load("quickstart", seed=0, holdout=0.1)
+    data = input_pipeline.load(Config(dataset="quickstart", holdout=0.1))
     assert seeds == [0] and (data.num_train, data.num_eval) == (9000, 1000)

@@ -37,9 +37,9 @@ def test_the_pick_is_the_best_mean_and_a_tie_goes_to_the_lower_rate():
 @pytest.mark.slow
 def test_a_tune_picks_on_the_holdout_resumes_and_never_reads_the_test_split(tmp_path, monkeypatch):
     generated = []
-    generate = sources.quickstart.generate
+    generate = sources.generated.generate
     monkeypatch.setattr(
-        sources.quickstart, "generate", lambda n, seed, **kw: generated.append(seed) or generate(n, seed, **kw)
+        sources.generated, "generate", lambda n, seed, **kw: generated.append(seed) or generate(n, seed, **kw)
     )
     runs = []
     train = trainer.train_and_evaluate

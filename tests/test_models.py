@@ -17,7 +17,7 @@ from training import trainer
 
 @pytest.fixture(scope="module")
 def images():
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     return input_pipeline.normalise(data.train_images[:700], data).numpy()
 
 
@@ -74,7 +74,7 @@ def test_airbench94_trains_exports_and_reloads(tmp_path):
     summary = trainer.train_and_evaluate(config, str(tmp_path))
     assert summary["status"] == "completed" and summary["eval_accuracy"] > 0.3
     exported = keras.models.load_model(tmp_path / "model.keras")  # `models` is imported: Bias is registered
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     logits = exported.predict(data.eval_images, batch_size=500, verbose=0)
     assert np.mean(np.argmax(logits, -1) == data.eval_labels) == pytest.approx(summary["eval_accuracy"], abs=1e-4)
     checkpointed = tf.train.load_checkpoint(str(tmp_path / "checkpoints"))

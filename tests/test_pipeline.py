@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tiny import pipeline_config
 
 import input_pipeline
+from configs.base import Config
 from input_pipeline import Augmentation, Data
 
 
@@ -42,7 +44,7 @@ def example_ids(batch):
 
 def test_each_example_once_per_epoch_across_replicas(two_replicas):
     data = numbered_data(num_train=40)
-    dataset = input_pipeline.train_dataset(two_replicas, data, global_batch=8, seed=1)
+    dataset = input_pipeline.train_dataset(two_replicas, data, pipeline_config(8, seed=1))
     steps = take_steps(two_replicas, dataset, 10)  # two epochs of 5 steps
     for epoch in (steps[:5], steps[5:]):
         seen = np.concatenate([example_ids(batch) for step in epoch for batch in step])
@@ -57,7 +59,7 @@ def test_each_example_once_per_epoch_across_replicas(two_replicas):
 
 def test_remainder_is_dropped_and_varies(two_replicas):
     data = numbered_data(num_train=43)  # 5 steps of 8 use 40; 3 examples sit out, different ones each epoch
-    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, seed=2), 10)
+    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, pipeline_config(8, seed=2)), 10)
     left_out = [
         set(range(43)) - set(np.concatenate([example_ids(b) for s in e for b in s])) for e in (steps[:5], steps[5:])
     ]
@@ -69,7 +71,9 @@ def test_same_seed_same_batches_and_resume_continues_exactly(two_replicas):
     augmentation = Augmentation(crop_padding=1, flip=True, cutout=2)
 
     def steps(start_step, count, seed=5):
-        dataset = input_pipeline.train_dataset(two_replicas, data, 8, seed, start_step, augmentation)
+        dataset = input_pipeline.train_dataset(
+            two_replicas, data, pipeline_config(8, seed=seed, augmentation=augmentation), start_step
+        )
         return take_steps(two_replicas, dataset, count)
 
     uninterrupted = steps(0, 12)
@@ -87,7 +91,7 @@ def test_same_seed_same_batches_and_resume_continues_exactly(two_replicas):
 
 def test_evaluation_counts_every_example_once(two_replicas):
     data = numbered_data(num_eval=13)
-    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, global_batch=4)
+    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, pipeline_config(4))
     assert num_steps == 4
     counted = []
     for images, labels, weights in dataset:
@@ -119,16 +123,19 @@ def test_resident_batches_are_the_tf_data_batches(two_replicas, replicas):
     """With the training set on the device, the batch of (step, replica) is bit for bit the tf.data path's:
     same examples, normalisation and augmentation, across an epoch boundary, on every replica."""
     strategy = two_replicas if replicas == 2 else tf.distribute.get_strategy()
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     augmentation = Augmentation()
-    fed = take_steps(strategy, input_pipeline.train_dataset(strategy, data, 2000, 3, augmentation=augmentation), 7)
+    fed = take_steps(
+        strategy,
+        input_pipeline.train_dataset(strategy, data, pipeline_config(2000, seed=3, augmentation=augmentation)),
+        7,
+    )
     images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
     for step, batches in enumerate(fed):  # 5 steps an epoch; a (images, labels) pair per replica
         assert len(batches) == replicas
         for replica, (fed_images, fed_labels) in enumerate(batches):
-            resident = input_pipeline.resident_batch(
-                images, labels, data, 2000, replicas, 3, step, replica, augmentation
-            )
+            config = pipeline_config(2000, seed=3, augmentation=augmentation)
+            resident = input_pipeline.resident_batch(images, labels, data, config, replicas, step, replica)
             np.testing.assert_array_equal(resident[0].numpy(), fed_images)
             np.testing.assert_array_equal(resident[1].numpy(), fed_labels)
 
@@ -165,9 +172,7 @@ def flip_states(steps):
 def test_the_alternating_flip_mirrors_half_in_epoch_0_then_every_image_in_alternate_epochs(two_replicas):
     data = oriented_data()
     augmentation = Augmentation(crop_padding=0, cutout=0, flip=True, alternate_flip=True)
-    dataset = input_pipeline.train_dataset(
-        two_replicas, data, 8, seed=5, augmentation=augmentation, alternate_flip=True
-    )
+    dataset = input_pipeline.train_dataset(two_replicas, data, pipeline_config(8, seed=5, augmentation=augmentation))
     steps = take_steps(two_replicas, dataset, 15)  # 3 epochs of 5 steps
     epochs = [flip_states(steps[5 * e : 5 * e + 5]) for e in range(3)]
     assert all(sorted(states) == list(range(40)) for states in epochs)
@@ -175,20 +180,31 @@ def test_the_alternating_flip_mirrors_half_in_epoch_0_then_every_image_in_altern
     for i in range(40):
         assert epochs[1][i] != epochs[0][i] and epochs[2][i] == epochs[0][i]
     # A function of the seed: another seed mirrors another half.
-    other = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, 6, alternate_flip=True), 5)
+    other = take_steps(
+        two_replicas,
+        input_pipeline.train_dataset(two_replicas, data, pipeline_config(8, seed=6, alternate_flip=True)),
+        5,
+    )
     assert flip_states(other) != epochs[0] and sum(flip_states(other).values()) == 20
     # Resumed mid-epoch-1, and on one replica: the same images, flipped the same way.
-    resumed = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 8, 5, 7, None, True), 3)
+    resumed = take_steps(
+        two_replicas,
+        input_pipeline.train_dataset(two_replicas, data, pipeline_config(8, seed=5, alternate_flip=True), 7),
+        3,
+    )
     for a, b in zip(resumed, steps[7:10]):
         for (images_a, _), (images_b, _) in zip(a, b):
             np.testing.assert_array_equal(images_a, images_b)
     one = tf.distribute.get_strategy()
-    single = take_steps(one, input_pipeline.train_dataset(one, data, 8, 5, alternate_flip=True), 10)
+    single = take_steps(
+        one, input_pipeline.train_dataset(one, data, pipeline_config(8, seed=5, alternate_flip=True)), 10
+    )
     assert flip_states(single[5:]) == epochs[1]
     # The device-resident path: the same batches, bit for bit.
     images, labels = tf.constant(data.train_images), tf.constant(data.train_labels)
     flips = input_pipeline.first_epoch_flips(40, 5)
     for step in range(15):
         for replica in range(2):
-            resident = input_pipeline.resident_batch(images, labels, data, 8, 2, 5, step, replica, None, None, flips)
+            config = pipeline_config(8, seed=5, alternate_flip=True)
+            resident = input_pipeline.resident_batch(images, labels, data, config, 2, step, replica, first_flips=flips)
             np.testing.assert_array_equal(resident[0].numpy(), steps[step][replica][0])

@@ -61,9 +61,14 @@ def test_a_run_without_target_evaluation_or_model_leaves_those_lines_out():
     assert {"accuracy", "speed"}.isdisjoint(lines_by_label(empty))
 
 
-def test_the_plan_says_length_batch_schedule_evaluation_and_how_it_runs():
-    config = Config(epochs=2, batch_size=256, lr=0.4, stop_at_step=50, eval_every_epochs=1)
-    lines = lines_by_label(plan_lines(derive_plan(config, 10_000, 2, "memory"), config, 10_000))
+def test_the_plan_says_model_data_length_batch_schedule_evaluation_and_how_it_runs():
+    import types
+
+    config = Config(epochs=2, batch_size=256, lr=0.4, stop_at_step=50, eval_every_epochs=1, width=0.25)
+    data = types.SimpleNamespace(name="quickstart", num_train=10_000, image_shape=(32, 32, 3), num_classes=10)
+    lines = lines_by_label(plan_lines(derive_plan(config, 10_000, 2, "memory"), config, data))
+    assert lines["model"] == "resnet9, width 0.25, nesterov optimizer"
+    assert lines["data"] == "quickstart: 10,000 training images of 32x32x3, 10 classes"
     assert lines["steps"] == "78 = 2 epochs x 39 steps, stopping at step 50"
     assert lines["batch"] == "256 global = 2 replicas x 128, over 10,000 training examples"
     assert lines["schedule"] == "onecycle, peak lr 0.2 (max_lr = 0.4 * batch 256 / 512)"  # the default reference

@@ -15,9 +15,11 @@ from array_record.python import array_record_data_source
 from launch import REPO, worker_environments
 from PIL import Image
 from test_pipeline import per_replica, take_steps
+from tiny import pipeline_config
 
 import input_pipeline
 from benchmarks import jpegs
+from configs.base import Config
 from input_pipeline import Augmentation, convert, crops, sources
 
 SIZE = (32, 32)
@@ -25,7 +27,7 @@ FLIP = Augmentation(crop_padding=0, flip=True, cutout=0)
 
 
 def disk_data(data_dir):
-    return input_pipeline.load(jpegs.NAME, str(data_dir), image_size=SIZE, input_path="disk")
+    return input_pipeline.load(Config(dataset=jpegs.NAME, data_dir=str(data_dir), image_size=SIZE, input_path="disk"))
 
 
 def labels_by_index(data_dir, split):
@@ -100,7 +102,7 @@ def test_random_resized_crops_are_seeded_varied_and_the_same_window_for_any_form
 
 def test_each_example_once_per_epoch_across_replicas_in_the_seeded_order(two_replicas, jpegs_data_dir):
     data, truth = disk_data(jpegs_data_dir), labels_by_index(jpegs_data_dir, "train")
-    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, seed=4), 10)
+    steps = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, pipeline_config(48, seed=4)), 10)
     epochs = []
     for epoch in range(2):  # 5 steps an epoch; a step is [replica 0's 24 examples, replica 1's 24]
         seen = np.concatenate([batch[1] for step in steps[5 * epoch : 5 * epoch + 5] for batch in step])
@@ -116,7 +118,9 @@ def test_resume_at_any_step_gives_the_same_batches(two_replicas, jpegs_data_dir)
     data = disk_data(jpegs_data_dir)
 
     def steps(start_step, count):
-        dataset = input_pipeline.train_dataset(two_replicas, data, 48, 9, start_step, FLIP)
+        dataset = input_pipeline.train_dataset(
+            two_replicas, data, pipeline_config(48, seed=9, augmentation=FLIP), start_step
+        )
         return take_steps(two_replicas, dataset, count)
 
     uninterrupted = steps(0, 8)
@@ -131,8 +135,12 @@ def test_the_alternating_flip_on_disk_mirrors_the_same_crops_by_example_and_epoc
     """Read from disk, the alternating flip mirrors each random-resized crop (the same crop as without it):
     exactly half the examples in epoch 0, and in epoch 1 exactly the others (labels name the examples)."""
     data = disk_data(jpegs_data_dir)
-    plain = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, seed=4), 10)
-    flipped = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, 48, 4, alternate_flip=True), 10)
+    plain = take_steps(two_replicas, input_pipeline.train_dataset(two_replicas, data, pipeline_config(48, seed=4)), 10)
+    flipped = take_steps(
+        two_replicas,
+        input_pipeline.train_dataset(two_replicas, data, pipeline_config(48, seed=4, alternate_flip=True)),
+        10,
+    )
     mirrored_in_epoch = [set(), set()]
     for step, (plain_step, flipped_step) in enumerate(zip(plain, flipped)):  # 5 steps an epoch
         for (plain_images, labels), (flipped_images, same_labels) in zip(plain_step, flipped_step):
@@ -148,7 +156,7 @@ def test_the_alternating_flip_on_disk_mirrors_the_same_crops_by_example_and_epoc
 
 def test_evaluation_counts_every_example_once(two_replicas, jpegs_data_dir):
     data = disk_data(jpegs_data_dir)
-    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, global_batch=16)
+    dataset, num_steps = input_pipeline.eval_dataset(two_replicas, data, pipeline_config(16))
     assert num_steps == 4  # 60 examples: the last step holds 12 and 4 padding examples of weight 0
     counted = []
     for _, labels, weights in dataset:
@@ -186,11 +194,13 @@ def test_two_workers_read_each_example_once_per_epoch(tmp_path, jpegs_data_dir):
 
 def test_the_size_decides_the_path_and_the_log_says_which(jpegs_data_dir, caplog):
     caplog.set_level("INFO")
-    in_memory = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE)
+    in_memory = input_pipeline.load(Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE))
     assert isinstance(in_memory, input_pipeline.Data)
     assert "input: in memory, 300 generated_jpegs images take 0.9 MiB as uint8, within" in caplog.text
     caplog.clear()
-    on_disk = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, max_in_memory_gib=0.0001)
+    on_disk = input_pipeline.load(
+        Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE, max_in_memory_gib=0.0001)
+    )
     assert isinstance(on_disk, input_pipeline.DiskData)
     assert "input: read from disk by index, 300 generated_jpegs images take 0.9 MiB as uint8, over" in caplog.text
     np.testing.assert_array_equal(np.sort(in_memory.train_labels), np.arange(240))
@@ -202,25 +212,31 @@ def test_the_disk_path_refuses_what_it_cannot_read(tmp_path, jpegs_data_dir, cif
         match="stored as tfrecord, which cannot be read by index: copy "
         r"it as ArrayRecord once, python -c .*convert.to_array_record\('cifar10', ",
     ):
-        input_pipeline.check_source("cifar10", cifar10_data_dir[0], input_path="disk", image_size=(32, 32))
+        input_pipeline.check_source(
+            Config(dataset="cifar10", data_dir=cifar10_data_dir[0], input_path="disk", image_size=(32, 32))
+        )
     with pytest.raises(input_pipeline.DatasetError, match="varying size .*: set --config.image_size=height,width"):
-        input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), input_path="disk")
+        input_pipeline.check_source(Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), input_path="disk"))
     with pytest.raises(
         input_pipeline.DatasetError,
         match=r"eval_split='test' is not a split of generated_jpegs: it "
         r"has \['train', 'validation'\]",
     ):
-        input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, eval_split="test")
+        input_pipeline.check_source(
+            Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE, eval_split="test")
+        )
     with pytest.raises(
         input_pipeline.DatasetError,
         match=r"not prepared in .*tfds.builder\('cifar10', "
         r"data_dir='/data/tfds', file_format='array_record'\).download_and_prepare\(\)",
     ):
-        input_pipeline.check_source("cifar10", str(tmp_path), input_path="disk", image_size=(32, 32))
-    with pytest.raises(input_pipeline.DatasetError, match="generated in memory: there is no file to read"):
-        input_pipeline.check_source("quickstart", input_path="disk")
+        input_pipeline.check_source(
+            Config(dataset="cifar10", data_dir=str(tmp_path), input_path="disk", image_size=(32, 32))
+        )
+    with pytest.raises(input_pipeline.DatasetError, match="made in memory by a function: there is no file to read"):
+        input_pipeline.check_source(Config(dataset="quickstart", input_path="disk"))
     with pytest.raises(input_pipeline.DatasetError, match="input_path='tape' is not one of"):
-        input_pipeline.check_source("quickstart", input_path="tape")
+        input_pipeline.check_source(Config(dataset="quickstart", input_path="tape"))
 
 
 def test_an_image_folder_on_disk(tmp_path):
@@ -232,11 +248,13 @@ def test_an_image_folder_on_disk(tmp_path):
                 Image.fromarray(jpegs.image(rng, 50, 70)).save(tmp_path / split / name / f"{i}.jpg")
     (tmp_path / "train" / "dog" / "empty.jpg").touch()
     with pytest.raises(input_pipeline.DatasetError, match=r"cannot decode .*empty.jpg \(empty file\)"):
-        input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk")
-    data = input_pipeline.load("image_folder", str(tmp_path), image_size=SIZE, input_path="disk", skip_bad_images=True)
+        input_pipeline.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=SIZE, input_path="disk"))
+    data = input_pipeline.load(
+        Config(dataset="image_folder", data_dir=str(tmp_path), image_size=SIZE, input_path="disk", skip_bad_images=True)
+    )
     assert isinstance(data, input_pipeline.DiskData) and (data.num_train, data.num_eval) == (12, 4)
     strategy = tf.distribute.get_strategy()
-    images, labels = next(iter(input_pipeline.train_dataset(strategy, data, 12, seed=0)))
+    images, labels = next(iter(input_pipeline.train_dataset(strategy, data, pipeline_config(12, seed=0))))
     assert sorted(labels.numpy()) == [0] * 6 + [1] * 6 and images.shape == (12, 32, 32, 3)
 
 
@@ -250,10 +268,15 @@ def test_a_tfrecord_dataset_converted_to_array_record_reads_the_same(tmp_path, c
         array_record = target / tfrecord.name.replace(".tfrecord-", ".array_record-")
         source = array_record_data_source.ArrayRecordDataSource([str(array_record)])
         assert [source[i] for i in range(len(source))] == records
-    in_memory, converted = input_pipeline.load("cifar10", data_dir), input_pipeline.load("cifar10", str(tmp_path))
+    in_memory, converted = (
+        input_pipeline.load(Config(dataset="cifar10", data_dir=data_dir)),
+        input_pipeline.load(Config(dataset="cifar10", data_dir=str(tmp_path))),
+    )
     np.testing.assert_array_equal(in_memory.train_images, converted.train_images)
     np.testing.assert_array_equal(in_memory.eval_labels, converted.eval_labels)
-    on_disk = input_pipeline.load("cifar10", str(tmp_path), image_size=(32, 32), input_path="disk")
+    on_disk = input_pipeline.load(
+        Config(dataset="cifar10", data_dir=str(tmp_path), image_size=(32, 32), input_path="disk")
+    )
     assert (on_disk.num_train, on_disk.num_eval) == (20, 7)
     with pytest.raises(input_pipeline.DatasetError, match="exists: remove it, or use the dataset there"):
         convert.to_array_record("cifar10", data_dir, tmp_path)
@@ -262,13 +285,19 @@ def test_a_tfrecord_dataset_converted_to_array_record_reads_the_same(tmp_path, c
 def test_a_placement_already_checked_is_not_checked_again(jpegs_data_dir, monkeypatch):
     """The trainer checks the source before claiming the workdir and hands the answer to `load`: an image folder's
     files are not listed once more, nor a tfds builder opened once more, to decide the same thing."""
-    placement = input_pipeline.check_source(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk")
+    placement = input_pipeline.check_source(
+        Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE, input_path="disk")
+    )
 
     def checked_again(*args, **kwargs):
         raise AssertionError("check_source was called again")
 
     monkeypatch.setattr(sources, "check_source", checked_again)
-    data = input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk", placement=placement)
+    data = input_pipeline.load(
+        Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE, input_path="disk"), placement
+    )
     assert isinstance(data, input_pipeline.DiskData)
     with pytest.raises(AssertionError, match="check_source was called again"):
-        input_pipeline.load(jpegs.NAME, str(jpegs_data_dir), image_size=SIZE, input_path="disk")
+        input_pipeline.load(
+            Config(dataset=jpegs.NAME, data_dir=str(jpegs_data_dir), image_size=SIZE, input_path="disk")
+        )

@@ -6,16 +6,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from input_pipeline import quickstart, sources
+from configs.base import Config
+from input_pipeline import quickstart, sources, statistics
 
 
 def test_tfds_cifar10_reads_what_the_builder_prepared(cifar10_data_dir):
     data_dir, written = cifar10_data_dir
-    data = sources.load("cifar10", data_dir=data_dir)
+    data = sources.load(Config(dataset="cifar10", data_dir=data_dir))
     assert (data.num_train, data.num_eval, data.num_classes) == (20, 7, 10)
     assert data.train_images.shape == (20, 32, 32, 3) and data.train_images.dtype == np.uint8
     assert data.train_labels.dtype == np.int32
-    assert (data.mean, data.std) == sources.CIFAR10_STATS
+    assert (data.mean, data.std) == statistics.PUBLISHED["cifar10"]
     # Every record written comes back exactly once (tfds shuffles the order), with its own label.
     test_pixels, test_labels = written["test_batch.bin"]
     expected = sorted((image.tobytes(), int(label)) for image, label in zip(test_pixels, test_labels))
@@ -26,14 +27,14 @@ def test_tfds_cifar10_reads_what_the_builder_prepared(cifar10_data_dir):
 
 
 def test_tfds_resizes_when_asked(cifar10_data_dir):
-    data = sources.load("cifar10", data_dir=cifar10_data_dir[0], image_size=(16, 16))
+    data = sources.load(Config(dataset="cifar10", data_dir=cifar10_data_dir[0], image_size=(16, 16)))
     assert data.train_images.shape == (20, 16, 16, 3) and data.train_images.dtype == np.uint8
 
 
 def test_missing_tfds_data_fails_at_once_with_instructions(tmp_path):
     start = time.monotonic()
     with pytest.raises(sources.DatasetError) as error:
-        sources.load("cifar10", data_dir=str(tmp_path))
+        sources.load(Config(dataset="cifar10", data_dir=str(tmp_path)))
     assert time.monotonic() - start < 5
     message = str(error.value)
     assert f"not prepared in '{tmp_path}'" in message and "--config.data_dir=/data/tfds" in message
@@ -44,7 +45,7 @@ def test_unknown_dataset_name_is_an_error():
     with pytest.raises(
         sources.DatasetError, match=r"unknown dataset --config.dataset='cifar11' \(did you mean cifar10"
     ):
-        sources.load("cifar11")
+        sources.load(Config(dataset="cifar11"))
 
 
 def write_image_folder(root, sizes, colours=None):
@@ -61,7 +62,7 @@ def write_image_folder(root, sizes, colours=None):
 
 def test_image_folder(tmp_path):
     colours = write_image_folder(tmp_path, {"train": 3, "test": 2})
-    data = sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
+    data = sources.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8)))
     assert (data.num_train, data.num_eval, data.num_classes) == (9, 6, 3)
     assert data.class_names == ("cats", "dogs", "owls")  # the folders, sorted: label i is class_names[i]
     assert data.train_images.shape == (9, 8, 8, 3) and data.train_images.dtype == np.uint8
@@ -72,10 +73,10 @@ def test_image_folder(tmp_path):
 
 def test_image_folder_needs_a_root_and_a_size(tmp_path):
     with pytest.raises(sources.DatasetError, match="train/<class>/ and test/<class>/"):
-        sources.load("image_folder", data_dir=str(tmp_path))
+        sources.load(Config(dataset="image_folder", data_dir=str(tmp_path)))
     write_image_folder(tmp_path, {"train": 1, "test": 1})
     with pytest.raises(sources.DatasetError, match="image_folder needs --config.image_size=height,width"):
-        sources.load("image_folder", data_dir=str(tmp_path))
+        sources.load(Config(dataset="image_folder", data_dir=str(tmp_path)))
 
 
 def test_quickstart_is_deterministic_balanced_and_varied():
@@ -100,13 +101,13 @@ def test_quickstart_is_not_solvable_from_class_mean_pixels():
 
 
 def test_quickstart_source():
-    data = sources.load("quickstart")
+    data = sources.load(Config(dataset="quickstart"))
     assert (data.num_train, data.num_eval, data.num_classes) == (10_000, 2_000, 10) and not data.synthetic
     np.testing.assert_allclose(data.mean, data.train_images.reshape(-1, 3).mean(0), rtol=1e-6)
 
 
 def test_synthetic_is_labelled():
-    data = sources.load("synthetic", image_size=(24, 24), synthetic_examples=64)
+    data = sources.load(Config(dataset="synthetic", image_size=(24, 24), batch_size=64 // 8))
     assert data.synthetic and data.name == "synthetic"
     assert data.train_images.shape == (64, 24, 24, 3)
 
@@ -116,8 +117,8 @@ def test_image_folder_names_an_undecodable_file_or_skips_it(tmp_path):
     (tmp_path / "train" / "dogs" / "9.jpg").write_bytes(b"not an image")
     (tmp_path / "train" / "owls" / "9.png").write_bytes(b"")
     with pytest.raises(ValueError, match=r"cannot decode .*train/dogs/9\.jpg.*--config\.skip_bad_images=True"):
-        sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
-    data = sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8), skip_bad_images=True)
+        sources.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8)))
+    data = sources.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8), skip_bad_images=True))
     assert data.num_train == 9 and np.bincount(data.train_labels).tolist() == [3, 3, 3]
 
 
@@ -125,7 +126,7 @@ def test_image_folder_refuses_a_class_without_images(tmp_path):
     write_image_folder(tmp_path, {"train": 2, "test": 1})
     (tmp_path / "test" / "owls" / "0.png").unlink()
     with pytest.raises(ValueError, match=r"class folder .*test/owls has no images"):
-        sources.load("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
+        sources.load(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8)))
 
 
 @pytest.mark.parametrize("input_path", ["memory", "disk"])
@@ -144,11 +145,11 @@ def test_image_folder_names_a_file_that_cannot_be_an_image_or_skips_it(tmp_path,
     make(bad)
     options = dict(data_dir=str(tmp_path), image_size=(8, 8), input_path=input_path)
     with pytest.raises(sources.DatasetError, match=rf"cannot decode {bad} \({reason}\).*skip_bad_images=True"):
-        sources.load("image_folder", **options)
-    assert sources.load("image_folder", skip_bad_images=True, **options).num_train == 9
+        sources.load(Config(dataset="image_folder", **options))
+    assert sources.load(Config(dataset="image_folder", skip_bad_images=True, **options)).num_train == 9
 
 
 def test_image_folder_without_test_is_refused_before_anything_is_read(tmp_path):
     write_image_folder(tmp_path, {"train": 1})
     with pytest.raises(sources.DatasetError, match=r"has no test/"):
-        sources.check_source("image_folder", data_dir=str(tmp_path), image_size=(8, 8))
+        sources.check_source(Config(dataset="image_folder", data_dir=str(tmp_path), image_size=(8, 8)))

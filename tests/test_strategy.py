@@ -1,11 +1,20 @@
-"""Strategy selection: SLURM job steps are recognised by `auto`, as `srun` would start them."""
+"""Strategy selection: SLURM job steps are recognised by `auto`, as `srun` would start them; the rules that turn
+XLA and op determinism on where they pay."""
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
+import tensorflow as tf
 from launch import assert_same_state, finish, run_state, start, strict_json
 
+from configs.base import Config
 from training import strategy
+from training.strategy import device_kinds, resolve_deterministic, resolve_jit_compile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 SLURM_TWO_NODES = {
     "SLURM_STEP_NUM_TASKS": "4",
@@ -70,3 +79,56 @@ def test_two_srun_tasks_train_as_two_workers(tmp_path):
     assert codes == [0, 0], [(tmp_path / f"task{i}.log").read_text()[-3000:] for i in range(2)]
     assert strict_json(tmp_path / "summary.json")["replicas"] == 2
     assert_same_state(run_state(str(tmp_path / "checkpoints")), run_state(str(tmp_path / "checkpoints_worker1")))
+
+
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ({}, False),
+        ({"precision": "mixed_bfloat16"}, True),
+        ({"jit_compile": True}, True),
+        ({"precision": "mixed_float16", "sync_batch_norm": True}, False),
+        ({"jit_compile": False}, False),
+    ],
+)
+def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
+    """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
+    for distribution in (tf.distribute.get_strategy(), two_replicas):
+        assert resolve_jit_compile(Config(**overrides), distribution) is expected
+
+
+@pytest.mark.parametrize("overrides, expected", [({}, False), ({"deterministic": True}, True)])
+def test_op_determinism_by_default_only_on_gpus_without_xla(overrides, expected, two_replicas):
+    """On this CPU the kernels are deterministic already: off unless asked for. On GPUs: on only where XLA is
+    off, and asking for it turns XLA's auto rule off."""
+    for distribution in (tf.distribute.get_strategy(), two_replicas):
+        assert resolve_deterministic(Config(**overrides), distribution) is expected
+    gpus = tf.distribute.MirroredStrategy(["/gpu:0", "/gpu:1"])
+    kinds = [device_kinds(s) for s in (tf.distribute.get_strategy(), two_replicas, gpus)]
+    assert kinds == [{"CPU"}, {"CPU"}, {"GPU"}]  # the default strategy too: it has no device list to read
+    assert resolve_jit_compile(Config(), gpus) is True and resolve_deterministic(Config(), gpus) is False
+    assert resolve_deterministic(Config(jit_compile=False), gpus) is True
+    assert resolve_jit_compile(Config(deterministic=True), gpus) is False
+
+
+@pytest.mark.slow
+def test_xla_still_refuses_maxpools_gradient_under_op_determinism():
+    """Why deterministic and jit_compile exclude each other (every model here pools). If a TensorFlow release
+    compiles it, this fails: then the rule can go."""
+    code = (
+        "import tensorflow as tf\n"
+        "tf.config.experimental.enable_op_determinism()\n"
+        "x = tf.Variable(tf.ones([1, 4, 4, 1]))\n"
+        "@tf.function(jit_compile=True)\n"
+        "def step():\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        y = tf.reduce_sum(tf.nn.max_pool2d(x, 2, 2, 'VALID'))\n"
+        "    return tape.gradient(y, x)\n"
+        "try:\n"
+        "    step()\n"
+        "    print('compiled')\n"
+        "except tf.errors.UnimplementedError as error:\n"
+        "    print('refused' if 'deterministic XLA implementation' in str(error) else error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert result.stdout.split() == ["refused"], result.stderr[-2000:]

@@ -1,10 +1,10 @@
 """The entry script as a user runs it: its modes, in a subprocess."""
 
-import dataclasses
 import os
 import subprocess
 import sys
 
+import launch
 import numpy as np
 import pytest
 
@@ -15,15 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def run(*flags, cwd=REPO):
-    environment = os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(
-        [sys.executable, os.path.join(REPO, "train.py"), *flags],
-        cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return launch.run(os.path.join(REPO, "train.py"), *flags, cwd=cwd)
 
 
 @pytest.mark.slow
@@ -149,48 +141,3 @@ def test_report_mode_refuses_a_folder_that_does_not_exist(tmp_path):
     assert done.returncode == 2 and done.stderr.strip().splitlines()[-1] == (
         f"error: --workdir={tmp_path / 'nowhere'}: no such folder to report on (--mode=report lists the runs under it)"
     )
-
-
-def test_the_printed_command_trains_the_swept_config_with_only_lr_changed():
-    import shlex
-
-    from absl import flags
-
-    import train
-
-    def parsed(argv):
-        values = flags.FlagValues()
-        argv = train.checked_argv(argv)
-        train.define_flags(values, argv)
-        values(argv)
-        return values
-
-    swept = [
-        "train.py",
-        "--mode=lr_find",
-        "--config=configs/cifar10_resnet9.py",
-        "--config.data_dir=/data/tfds",
-        "--config.width=0.25",
-        "--config.batch_size=128",
-        "--config.lr=0.1",
-        "--config.lr_reference_batch=512",
-        "--config.trial.arms=('schedule=step', 'lr=0.2 epochs=3')",
-        "--workdir",
-        "runs/sweep",
-    ]
-    command = train.training_command(swept, 0.0975)
-    words = shlex.split(command)  # what the shell hands train.py
-    assert words[:2] == ["python", "train.py"] and words[-1] == "--workdir=runs/cifar10_resnet9_lr0.0975"
-    trained, original = parsed(words[1:]), parsed(swept)
-    assert trained.mode == "train" and trained.workdir == "runs/cifar10_resnet9_lr0.0975"
-    assert trained.config == dataclasses.replace(original.config, lr=0.0975)
-    assert original.config.width == 0.25 and original.config.trial.arms == ("schedule=step", "lr=0.2 epochs=3")
-
-
-def test_each_config_and_mode_has_a_workdir_of_its_own():
-    import train
-
-    assert train.default_workdir("/x/configs/quickstart.py", "train") == os.path.join("runs", "quickstart")
-    assert train.default_workdir("configs/quickstart_race.py", "trial") == os.path.join("runs", "quickstart_race.trial")
-    assert train.default_workdir("configs/quickstart.py", "lr_tune") == os.path.join("runs", "quickstart.lr_tune")
-    assert train.default_workdir("configs/quickstart.py", "report") == "runs"  # where the others go

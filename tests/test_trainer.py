@@ -12,15 +12,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tiny
-from absl import flags
 from launch import free_ports
-from ml_collections import config_flags
 
-from configs.base import Augmentation, Config, ConfigError
-from configs.validation import validate
-from input_pipeline.resident import ResidentTrainingSet
-from training import setup, trainer
-from training.strategy import device_kinds, resolve_deterministic, resolve_jit_compile
+from configs.base import Config
+from training import trainer
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = tiny.RESNET9 | dict(steps_per_loop=4, log_every_steps=4, checkpoint_every_steps=8)
@@ -28,49 +23,6 @@ TINY = tiny.RESNET9 | dict(steps_per_loop=4, log_every_steps=4, checkpoint_every
 
 def tiny_config(**overrides):
     return Config(**(TINY | overrides))
-
-
-def parse_config_flags(argv):
-    """Parses argv as train.py's --config flag does (config_flags reads the overrides it defines from argv)."""
-    values = flags.FlagValues()
-    config_flags.DEFINE_config_file("config", flag_values=values, sys_argv=argv)
-    values(argv)
-    return values.config
-
-
-@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "configs", "*.py"))))
-def test_every_config_file_loads_and_overrides(path):
-    config = parse_config_flags(
-        [
-            "train.py",
-            f"--config={path}",
-            "--config.batch_size=1024",
-            "--config.augmentation.cutout=0",
-            "--config.image_size=32,32",  # every dataset takes 32x32, the quick-start sets only it
-        ]
-    )
-    assert [f.name for f in dataclasses.fields(config)] == [f.name for f in dataclasses.fields(Config)]
-    assert (config.batch_size, config.augmentation.cutout, config.image_size) == (1024, 0, (32, 32))
-    validate(config)
-
-
-@pytest.mark.parametrize(
-    "field, value, message",
-    [
-        ("optimizer", "lamb", "--config.optimizer='lamb' is not one of"),
-        ("precision", "fp16", "--config.precision"),
-        ("model", "vgg", "--config.model='vgg'"),
-        ("batch_size", 0, "--config.batch_size must be positive"),
-        ("lr", -1.0, "--config.lr must be positive"),
-        ("pct_start", 1.5, "pct_start"),
-        ("sync_batch_norm", True, "set --config.jit_compile=False with it"),
-    ],
-)
-def test_bad_config_fails_before_any_work(tmp_path, field, value, message):
-    workdir = tmp_path / "run"
-    with pytest.raises(ConfigError, match=message):
-        trainer.train_and_evaluate(tiny_config(**{field: value, "jit_compile": True}), str(workdir))
-    assert not workdir.exists()
 
 
 def assert_run_outputs(workdir, summary, steps):
@@ -114,7 +66,7 @@ def test_the_exported_model_takes_raw_images_and_predicts_as_the_evaluation_did(
     assert summary["steps"] == 5
     exported = keras.models.load_model(os.path.join(tmp_path, "model.keras"))
     assert exported.input.dtype == "uint8" and tuple(exported.output.shape) == (None, 10)
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     logits = exported.predict(data.eval_images, batch_size=500, verbose=0)
     assert np.mean(np.argmax(logits, -1) == data.eval_labels) == pytest.approx(summary["eval_accuracy"], abs=1e-4)
     # The same logits as the trained network (restored from the run's checkpoint) on normalised images.
@@ -154,48 +106,6 @@ def test_resume_continues_the_same_schedule_and_data(tmp_path):
     # The timers count on from the checkpoint: both processes' training, and two compilations.
     assert (first["processes"], second["processes"], whole["processes"]) == (1, 2, 1)
     assert second["train_seconds"] > first["train_seconds"] and second["compile_seconds"] > first["compile_seconds"]
-
-
-@pytest.mark.parametrize("replicas", [1, 2])
-def test_the_whole_race_recipe_resumes_where_it_stopped(tmp_path, replicas, two_replicas):
-    """airbench94 with every part of configs/cifar10_airbench.py (PyTorch's SGD, bias lr, frozen whitening bias,
-    Lookahead, alternating flip, multi-crop TTA) over a fractional 1.5 epochs: a run stopped mid-way and resumed
-    ends where the straight one does, on 1 and 2 replicas."""
-    import keras
-
-    strategy = two_replicas if replicas == 2 else None
-    config = dataclasses.replace(
-        tiny_config(**tiny.AIRBENCH),
-        width=0.125,
-        model="airbench94",
-        batch_size=1000,
-        lr_reference_batch=1000,
-        epochs=1.5,  # 10 steps an epoch: 15 steps
-        optimizer="nesterov",
-        momentum_form="pytorch",
-        weight_decay=1e-3,
-        decay_biases_and_norms=True,
-        lr_multipliers=("norm_bias=64",),
-        whiten_bias_epochs=0.5,
-        lookahead_every_steps=2,
-        lookahead_start_epochs=0.3,  # begins at step 4; copied in at 10 (an epoch's end) and 15
-        augmentation=Augmentation(crop_padding=2, flip=True, alternate_flip=True, cutout=0),
-        data_on_device=True,
-        eval_flip=True,
-        eval_translate=True,
-        log_every_steps=1,
-        checkpoint_every_steps=100,
-    )
-    whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"), strategy=strategy)
-    trainer.train_and_evaluate(dataclasses.replace(config, stop_at_step=7), str(tmp_path / "split"), strategy)
-    resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"), strategy=strategy)
-    assert whole["steps"] == resumed["steps"] == 15 and whole["status"] == "completed"
-    for a, b in zip(resumed["history"], whole["history"]):
-        assert a["loss"] == pytest.approx(b["loss"], rel=1e-4)
-    assert resumed["eval_accuracy"] == pytest.approx(whole["eval_accuracy"], abs=1e-3)
-    exported = [keras.models.load_model(tmp_path / run / "model.keras") for run in ("whole", "split")]
-    for a, b in zip(exported[0].weights, exported[1].weights):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-5)
 
 
 @pytest.mark.slow
@@ -279,43 +189,6 @@ def test_target_crossing_is_the_first_evaluation_at_or_above_it(tmp_path):
     assert os.path.exists(tmp_path / "stop" / "model.keras")
 
 
-def test_flip_test_time_augmentation():
-    import keras
-
-    from training.loops import predict_logits
-
-    images = tf.random.stateless_normal([4, 8, 8, 3], seed=[1, 2])
-    symmetric = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
-    np.testing.assert_allclose(predict_logits(symmetric, images, flip=True), symmetric(images), rtol=1e-5, atol=1e-6)
-    asymmetric = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
-    plain, flipped = asymmetric(images).numpy(), asymmetric(images[:, :, ::-1]).numpy()
-    tta = predict_logits(asymmetric, images, flip=True).numpy()
-    assert np.abs(tta - plain).max() > 1e-3
-    np.testing.assert_allclose(tta, (plain + flipped) / 2, rtol=1e-5, atol=1e-6)
-
-
-def test_multi_crop_test_time_augmentation_weighs_airbenchs_six_views():
-    import keras
-
-    from training.loops import predict_logits
-
-    images = tf.random.stateless_normal([4, 8, 8, 3], seed=[3, 4])
-    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(5)])
-    padded = np.pad(images.numpy(), [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
-
-    def mirror_pair(views):
-        return (model(views).numpy() + model(views[:, :, ::-1]).numpy()) / 2
-
-    expected = (
-        0.5 * mirror_pair(images.numpy())
-        + 0.25 * mirror_pair(padded[:, :8, :8])
-        + 0.25 * mirror_pair(padded[:, 2:, 2:])
-    )
-    tta = predict_logits(model, images, flip=True, translate=True).numpy()
-    np.testing.assert_allclose(tta, expected, rtol=1e-5, atol=1e-6)
-    assert np.abs(tta - predict_logits(model, images, flip=True).numpy()).max() > 1e-3
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("replicas", [1, 2])
 def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_replicas):
@@ -356,75 +229,10 @@ def test_ema_weights_are_evaluated_exported_and_resumed(tmp_path, replicas, two_
     ]
     assert min(differences) > 1e-7
     # ... and evaluation used them: the exported model's accuracy on the evaluation set is the run's.
-    data = input_pipeline.load("quickstart")
+    data = input_pipeline.load(Config(dataset="quickstart"))
     logits = exported.predict(data.eval_images, batch_size=500, verbose=0)  # raw images: it normalises them
     accuracy = np.mean(np.argmax(logits, -1) == data.eval_labels)
     assert accuracy == pytest.approx(whole["eval_accuracy"], abs=1e-3)
-
-
-@pytest.mark.parametrize(
-    "overrides, expected",
-    [
-        ({}, False),
-        ({"precision": "mixed_bfloat16"}, True),
-        ({"jit_compile": True}, True),
-        ({"precision": "mixed_float16", "sync_batch_norm": True}, False),
-        ({"jit_compile": False}, False),
-    ],
-)
-def test_xla_by_default_only_where_it_pays(overrides, expected, two_replicas):
-    """On this CPU: off for float32, on for mixed precision; a forced value wins; never with synchronized BN."""
-    for strategy in (tf.distribute.get_strategy(), two_replicas):
-        assert resolve_jit_compile(Config(**overrides), strategy) is expected
-
-
-@pytest.mark.parametrize("overrides, expected", [({}, False), ({"deterministic": True}, True)])
-def test_op_determinism_by_default_only_on_gpus_without_xla(overrides, expected, two_replicas):
-    """On this CPU the kernels are deterministic already: off unless asked for. On GPUs: on only where XLA is
-    off, and asking for it turns XLA's auto rule off."""
-    for strategy in (tf.distribute.get_strategy(), two_replicas):
-        assert resolve_deterministic(Config(**overrides), strategy) is expected
-    gpus = tf.distribute.MirroredStrategy(["/gpu:0", "/gpu:1"])
-    kinds = [device_kinds(s) for s in (tf.distribute.get_strategy(), two_replicas, gpus)]
-    assert kinds == [{"CPU"}, {"CPU"}, {"GPU"}]  # the default strategy too: it has no device list to read
-    assert resolve_jit_compile(Config(), gpus) is True and resolve_deterministic(Config(), gpus) is False
-    assert resolve_deterministic(Config(jit_compile=False), gpus) is True
-    assert resolve_jit_compile(Config(deterministic=True), gpus) is False
-
-
-@pytest.mark.slow
-def test_xla_still_refuses_maxpools_gradient_under_op_determinism():
-    """Why deterministic and jit_compile exclude each other (every model here pools). If a TensorFlow release
-    compiles it, this fails: then the rule can go."""
-    code = (
-        "import tensorflow as tf\n"
-        "tf.config.experimental.enable_op_determinism()\n"
-        "x = tf.Variable(tf.ones([1, 4, 4, 1]))\n"
-        "@tf.function(jit_compile=True)\n"
-        "def step():\n"
-        "    with tf.GradientTape() as tape:\n"
-        "        y = tf.reduce_sum(tf.nn.max_pool2d(x, 2, 2, 'VALID'))\n"
-        "    return tape.gradient(y, x)\n"
-        "try:\n"
-        "    step()\n"
-        "    print('compiled')\n"
-        "except tf.errors.UnimplementedError as error:\n"
-        "    print('refused' if 'deterministic XLA implementation' in str(error) else error)\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.stdout.split() == ["refused"], result.stderr[-2000:]
-
-
-@pytest.mark.slow
-def test_deterministic_turns_on_tensorflows_op_determinism_before_the_run_is_built(tmp_path):
-    code = (
-        "from configs.base import Config; from training import setup; "
-        "from tensorflow.python.framework import config; "
-        "config_, _, _ = setup.start(Config(deterministic=True)); "
-        "print(config_.deterministic, config.is_op_determinism_enabled())"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
 
 
 @pytest.mark.slow
@@ -469,60 +277,3 @@ def test_progress_lines_come_on_time_as_well_as_at_log_steps(tmp_path, monkeypat
     assert any(m.startswith("compiled and ran the first step in") for m in messages)
     progress = [m.split("/")[0] for m in messages if m.startswith("step ") and "loss" not in m]
     assert progress == ["step 2", "step 3", "step 4"]  # steps 1..4 by time (1: the compiling call); 5 is logged
-
-
-def test_the_resident_sets_batches_are_the_pipelines_and_a_call_is_cut_at_its_epochs_end():
-    import input_pipeline
-
-    data = input_pipeline.load("quickstart")
-    config = tiny_config(batch_size=2000, lr_reference_batch=2000, seed=3, data_on_device=True)  # augmented in the set
-    resident = ResidentTrainingSet(tf.distribute.get_strategy(), data, 2000, 3, config.augmentation)
-    for step in (0, 4, 5, 7):  # 5 steps an epoch
-        expected = input_pipeline.resident_batch(
-            tf.constant(data.train_images),
-            tf.constant(data.train_labels),
-            data,
-            2000,
-            1,
-            3,
-            step,
-            0,
-            config.augmentation,
-        )
-        resident.prepare_call(step, 5)
-        images, labels = resident.batch(tf.constant(step, tf.int64), 0)
-        np.testing.assert_array_equal(images.numpy(), expected[0].numpy())
-        np.testing.assert_array_equal(labels.numpy(), expected[1].numpy())
-    assert [resident.prepare_call(step, 3) for step in (0, 2, 4, 5, 9)] == [3, 3, 1, 3, 1]  # cut at an epoch's end
-
-
-@pytest.mark.slow
-def test_synthetic_data_on_the_device_is_made_there_and_trains(tmp_path, two_replicas):
-    import input_pipeline
-
-    data = input_pipeline.load("synthetic", synthetic_examples=512)
-    resident = ResidentTrainingSet(two_replicas, data, 64, 0, tiny_config().augmentation)
-    copies = [two_replicas.experimental_local_results(v) for v in (resident.images, resident.labels)]
-    for values in copies:
-        assert [c.device.split(":")[-1] for c in values] == ["0", "1"]  # one copy on each replica's device
-        np.testing.assert_array_equal(values[0].numpy(), values[1].numpy())
-    images, labels = copies[0][0].numpy(), copies[1][0].numpy()
-    assert images.shape == data.train_images.shape and images.dtype == np.uint8 and 100 < images.mean() < 155
-    assert labels.min() >= 0 and labels.max() < data.num_classes and not np.array_equal(images, data.train_images)
-    config = tiny_config(dataset="synthetic", data_on_device=True, stop_at_step=3)
-    assert trainer.train_and_evaluate(config, str(tmp_path), strategy=two_replicas)["steps"] == 3
-
-
-def test_a_dataset_read_from_disk_refuses_what_needs_it_in_memory(jpegs_data_dir):
-    config = Config(dataset="generated_jpegs", data_dir=str(jpegs_data_dir), image_size=(32, 32), input_path="disk")
-    assert not setup.start(config)[2].in_memory
-    assert setup.start(dataclasses.replace(config, input_path="auto"))[2].in_memory
-    too_large = dataclasses.replace(config, input_path="auto", max_in_memory_gib=1e-4)  # placed on disk by size
-    with pytest.raises(ConfigError, match="data_on_device holds the training set on every device, but generated_jpegs"):
-        setup.start(dataclasses.replace(too_large, data_on_device=True))
-    with pytest.raises(ConfigError, match="airbench94 sets its whitening stem from training images in memory"):
-        setup.start(dataclasses.replace(too_large, model="airbench94"))
-    with pytest.raises(ConfigError, match="input_path=disk: set one of them otherwise"):
-        setup.start(dataclasses.replace(config, data_on_device=True))
-    with pytest.raises(ConfigError, match="input_path='tape' is not one of"):
-        validate(dataclasses.replace(config, input_path="tape"))

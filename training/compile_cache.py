@@ -62,13 +62,13 @@ def prepare(config):
     tf.io.gfile.makedirs(enabled_directory())
 
 
-def check_written(config):
-    """Warns if `config.xla_cache` is set but XLA has written no program to the directory (called after the first
-    compile: TF_XLA_FLAGS was set after TensorFlow had read its flags)."""
+def check_written(config, jit_compile):
+    """Warns if `config.xla_cache` is set but XLA (`jit_compile`: on for the run) has written no program to the
+    directory (called after the first compile: TF_XLA_FLAGS was set after TensorFlow had read its flags)."""
     import tensorflow as tf
     from absl import logging
 
-    if config.xla_cache and config.jit_compile and not tf.io.gfile.listdir(enabled_directory()):
+    if config.xla_cache and jit_compile and not tf.io.gfile.listdir(enabled_directory()):
         logging.warning(
             "config.xla_cache: XLA wrote no program to %s, so TF_XLA_FLAGS was set after TensorFlow started: set "
             "it before the first TensorFlow op",

@@ -83,14 +83,17 @@ class Loops(NamedTuple):
     eval_plain: object = None  # the same without test-time augmentation (None when the config has none)
 
 
-def make_loops(strategy, model, optimizer, config, num_classes, global_batch, resident=None, lookahead=None):
-    """The `Loops` of a run: `train(train_input, num_steps)` and `eval(iterator, num_steps)`, compiled.
+def make_loops(run, resident=None):
+    """The `Loops` of a run (a `training.setup.Run`): `train(train_input, num_steps)` and `eval(iterator,
+    num_steps)`, compiled (the per-replica part with XLA if the plan says so).
 
     `train_input` is an iterator over the distributed training dataset, or, with `resident` (a
     `ResidentTrainingSet`, whose `batch(global step, replica)` gives that replica's batch from data held on the
-    device), a variable holding the global step of the call's first batch. With `lookahead` (an
-    `onecycle.Lookahead`) each step ends with its update, in cross-replica context.
+    device), a variable holding the global step of the call's first batch. With the run's Lookahead each step
+    ends with its update, in cross-replica context.
     """
+    strategy, model, optimizer, config, lookahead = run.strategy, run.model, run.optimizer, run.config, run.lookahead
+    num_classes, global_batch = run.data.num_classes, config.batch_size
     loss_fn = keras.losses.CategoricalCrossentropy(
         from_logits=True, label_smoothing=config.label_smoothing, reduction=None
     )
@@ -116,7 +119,7 @@ def make_loops(strategy, model, optimizer, config, num_classes, global_batch, re
     def predict_plain(images):
         return predict_logits(model, images)
 
-    if config.jit_compile:
+    if run.plan.jit_compile:
         forward_backward = tf.function(forward_backward, jit_compile=True)
         predict = tf.function(predict, jit_compile=True)
         predict_plain = tf.function(predict_plain, jit_compile=True)

@@ -19,27 +19,35 @@ from absl import logging
 import input_pipeline
 from onecycle.lr_range import RULES, ExponentialSweep, plot_sweep, smooth, suggest
 from training import loops, report, setup
+from training.plan import config_lr, inverse_lr_rule
 from training.strategy import is_chief
 from training.workdir import claimed
+
+
+def main(config, workdir, invocation):
+    """`--mode=lr_find`: the sweep, then the command that trains with its suggestion."""
+    suggestion = find_lr(config, workdir)["suggestion"]
+    if suggestion.get("config_lr"):
+        command = invocation.training_command(suggestion["config_lr"])
+        print(f"train with the {suggestion['rule']} rule's suggestion:\n  {command}")
 
 
 def find_lr(config, workdir, strategy=None):
     """Sweeps the learning rate, writes `lr_find.json` and `lr_find.png` in `workdir`, returns the record."""
     started = time.monotonic()
-    config, strategy, placement = setup.start(config, strategy)
-    with claimed(workdir, is_chief(strategy)):
-        return _sweep(config, workdir, strategy, placement, started)
+    prepared = setup.start(config, strategy)
+    with claimed(workdir, is_chief(prepared.strategy)):
+        return _sweep(config, workdir, prepared, started)
 
 
-def _sweep(config, workdir, strategy, placement, started):
+def _sweep(config, workdir, prepared, started):
     settings = config.lr_find
+    strategy = prepared.strategy
     sweep = ExponentialSweep(settings.start_lr, settings.end_lr, settings.num_steps)
-    run = setup.build(config, strategy, placement, schedule=sweep, momentum=config.base_momentum)
+    run = setup.build(config, prepared, schedule=sweep, momentum=config.base_momentum)
     data, optimizer = run.data, run.optimizer
-    train_data = input_pipeline.train_dataset(
-        strategy, data, config.batch_size, config.seed, augmentation=setup.input_augmentation(config)
-    )
-    compiled = loops.make_loops(strategy, run.model, optimizer, config, data.num_classes, config.batch_size)
+    train_data = input_pipeline.train_dataset(strategy, data, config)
+    compiled = loops.make_loops(run)
     train_loop, train_sums = compiled.train, compiled.train_sums
 
     curve, stop = [], {"reason": "swept the whole range", "step": settings.num_steps}
@@ -65,11 +73,11 @@ def _sweep(config, workdir, strategy, placement, started):
     finite = [point for point in curve if math.isfinite(point["loss"])]
     suggestion = suggest([p["lr"] for p in finite], [p["smoothed"] for p in finite], rule=settings.rule)
     if suggestion.get("suggested_max_lr"):
-        suggestion["config_lr"] = suggestion["suggested_max_lr"] * config.lr_reference_batch / config.batch_size
+        suggestion["config_lr"] = config_lr(config, suggestion["suggested_max_lr"])
     record = {
         "suggestion": suggestion,
         "stopped": stop,
-        "lr_rule": f"config.lr = max_lr * lr_reference_batch {config.lr_reference_batch} / batch {config.batch_size}",
+        "lr_rule": inverse_lr_rule(config),
         "curve": curve,
         "settings": dataclasses.asdict(settings),
         "config": dataclasses.asdict(config),

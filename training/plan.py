@@ -23,13 +23,15 @@ class Plan:
     eval_every_steps: int  # 0: only at the end
     whiten_bias_freeze_step: int  # the step from which the whitening bias stays as it is; 0: never
     lookahead_start_step: int  # the Lookahead average begins at the first move after this step
-    jit_compile: bool
+    jit_compile: bool  # config.jit_compile, resolved for the strategy's devices (training/strategy.py)
+    deterministic: bool  # config.deterministic, likewise
     max_lr: float  # the peak learning rate at the global batch
     lr_rule: str  # how max_lr follows from config.lr and the batch, for the log
 
 
-def derive_plan(config, num_train, replicas, input_path):
-    """The `Plan` of `config` over `num_train` training examples on `replicas` replicas.
+def derive_plan(config, num_train, replicas, input_path, jit_compile=False, deterministic=False):
+    """The `Plan` of `config` over `num_train` training examples on `replicas` replicas, XLA and op determinism
+    as resolved for its strategy (`training.strategy.resolve_jit_compile` and `resolve_deterministic`).
 
     Raises `ConfigError` for a global batch that does not split evenly over the replicas or is larger than the
     training set: both are known only once the strategy and the dataset are, and both come before any write.
@@ -57,15 +59,32 @@ def derive_plan(config, num_train, replicas, input_path):
         eval_every_steps=epochs_to_steps(config.eval_every_epochs, steps_per_epoch),
         whiten_bias_freeze_step=epochs_to_steps(config.whiten_bias_epochs, steps_per_epoch),
         lookahead_start_step=epochs_to_steps(config.lookahead_start_epochs, steps_per_epoch),
-        jit_compile=config.jit_compile,
+        jit_compile=jit_compile,
+        deterministic=deterministic,
         max_lr=peak_lr(config),
-        lr_rule=f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}",
+        lr_rule=lr_rule(config),
     )
+
+
+def lr_rule(config):
+    """How the peak learning rate follows from `config.lr` and the batch (`peak_lr`), for the log."""
+    return f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}"
+
+
+def inverse_lr_rule(config):
+    """How `config_lr` turns a max_lr back into `config.lr`, for the LR modes' reports."""
+    return f"config.lr = max_lr * lr_reference_batch {config.lr_reference_batch} / batch {config.batch_size}"
 
 
 def peak_lr(config):
     """The peak learning rate at the config's global batch: the explicit linear scaling rule of the plan."""
     return config.lr * config.batch_size / config.lr_reference_batch
+
+
+def config_lr(config, max_lr):
+    """The inverse of `peak_lr`: the `config.lr` (at `lr_reference_batch`) whose peak at the config's batch is
+    `max_lr`, what the LR modes print to train with."""
+    return max_lr * config.lr_reference_batch / config.batch_size
 
 
 def total_steps_of(epochs, steps_per_epoch):

@@ -15,12 +15,16 @@ def aligned(rows):
     return "\n".join(f"  {label:<{width}}  {value}" for label, value in rows)
 
 
-def plan_lines(plan, config, num_train):
-    """The run's plan: its length, batch, peak learning rate and how it runs."""
+def plan_lines(plan, config, data):
+    """The run's plan: what it trains on what, its length, batch, peak learning rate and how it runs."""
     stop = f", stopping at step {plan.end_step:,}" if plan.end_step < plan.total_steps else ""
     evaluate = f"every {plan.eval_every_steps:,} steps and at the end" if plan.eval_every_steps else "at the end"
+    num_train = data.num_train
+    shape = "x".join(str(size) for size in data.image_shape)
     return aligned(
         [
+            ("model", f"{config.model}, width {config.width:g}, {config.optimizer} optimizer"),
+            ("data", f"{data.name}: {num_train:,} training images of {shape}, {data.num_classes} classes"),
             (
                 "steps",
                 f"{plan.total_steps:,} = {_count(config.epochs, 'epoch')} x {plan.steps_per_epoch:,} steps{stop}",

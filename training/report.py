@@ -213,34 +213,27 @@ class Reporter:
         )
 
     def train(self, step, loss, accuracy, lr, momentum):
+        """A log point's line and scalars; `momentum` is None for an optimizer without one."""
         self.last_line = time.monotonic()
         step_seconds = self.clock.step_seconds
         images_per_second = self.global_batch / step_seconds
         eta = _duration((self.total_steps - step) * step_seconds) if self.clock.steady_steps else "--"
         logging.info(
-            "step %d/%d  epoch %.2f  loss %.4f  acc %.2f%%  lr %.4g  mom %.3f  %.0f img/s  ETA %s%s",
+            "step %d/%d  epoch %.2f  loss %.4f  acc %.2f%%  lr %.4g  %s%.0f img/s  ETA %s%s",
             step,
             self.total_steps,
             step / self.steps_per_epoch,
             loss,
             100 * accuracy,
             lr,
-            momentum,
+            "" if momentum is None else f"mom {momentum:.3f}  ",
             images_per_second,
             eta,
             self.tag,
         )
-        self._scalars(
-            step,
-            {
-                "train/loss": loss,
-                "train/accuracy": accuracy,
-                "lr": lr,
-                "momentum": momentum,
-                "images_per_second": images_per_second,
-                "step_seconds": step_seconds,
-            },
-        )
+        scalars = {"train/loss": loss, "train/accuracy": accuracy, "lr": lr}
+        scalars |= {} if momentum is None else {"momentum": momentum}
+        self._scalars(step, scalars | {"images_per_second": images_per_second, "step_seconds": step_seconds})
 
     def evaluation(self, step, record):
         """An evaluation's line and scalars: its loss and accuracy, and the plain ones beside test-time
@@ -311,6 +304,21 @@ def _plain_accuracy(evaluation):
     if "plain_accuracy" in evaluation:
         return evaluation["plain_accuracy"]
     return evaluation.get("accuracy") if evaluation.get("views", 1) == 1 else None
+
+
+def data_record(data):
+    """What config.json records of the dataset a run trained on: its name, sizes, classes and the statistics it
+    was normalised with (the exported model normalises with them too)."""
+    return {
+        "name": data.name,
+        "train_examples": data.num_train,
+        "eval_examples": data.num_eval,
+        "eval_split": data.eval_split,
+        "image_shape": list(data.image_shape),
+        "num_classes": data.num_classes,
+        "mean": list(data.mean),
+        "std": list(data.std),
+    }
 
 
 def write_json(path, payload):

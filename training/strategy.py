@@ -11,6 +11,7 @@ import threading
 
 import tensorflow as tf
 
+from configs.base import ConfigError
 from configs.validation import CHOICES
 
 STRATEGIES = CHOICES["strategy"]
@@ -18,24 +19,73 @@ STRATEGIES = CHOICES["strategy"]
 
 def from_config(config):
     """The strategy of `config.strategy` (with its `devices`, `tpu`, `slurm_port_base`, `cluster_wait_seconds`)."""
+    prepare_devices(config.devices)
     return create_strategy(
         config.strategy, config.devices, config.tpu, config.slurm_port_base, config.cluster_wait_seconds
     )
+
+
+def device_names(devices):
+    """[(kind, index)] of a `config.devices` text ("/gpu:0,/gpu:1"; also "GPU:0" or "/device:CPU:1")."""
+    names = []
+    for text in devices.split(","):
+        kind, _, index = text.strip().lower().removeprefix("/").removeprefix("device:").partition(":")
+        if kind not in ("cpu", "gpu") or not index.isdigit():
+            raise ConfigError(
+                f"--config.devices={devices}: {text.strip()!r} is not a device: name them /gpu:N or /cpu:N, "
+                "comma-separated (e.g. /gpu:0,/gpu:1)"
+            )
+        names.append((kind.upper(), int(index)))
+    if len(set(names)) < len(names):
+        raise ConfigError(f"--config.devices={devices} names a device twice: give each once")
+    return names
+
+
+def prepare_devices(devices):
+    """Checks that every device `devices` (a `config.devices` text) names exists, before anything waits on one
+    (MirroredStrategy over a device TensorFlow does not have hangs for ever), and splits the CPU into as many
+    logical devices as "/cpu:N" asks (`/cpu:0,/cpu:1`: two replicas on any machine, as the tests run them).
+    Raises `ConfigError` naming what TensorFlow sees. Must run before TensorFlow starts its runtime."""
+    if not devices:
+        return
+    names = device_names(devices)
+    gpus = tf.config.list_physical_devices("GPU")
+    missing = [f"/{kind.lower()}:{index}" for kind, index in names if kind == "GPU" and index >= len(gpus)]
+    if missing:
+        seen = ", ".join(f"/gpu:{i}" for i in range(len(gpus))) or "no GPU"
+        raise ConfigError(
+            f"--config.devices={devices}: TensorFlow sees {seen} here, not {', '.join(missing)} (check "
+            "CUDA_VISIBLE_DEVICES and that the GPU build of TensorFlow is installed: pip install -e '.[gpu]'); on a "
+            "CPU, --config.devices=/cpu:0,/cpu:1 gives 2 replicas"
+        )
+    cpus = 1 + max((index for kind, index in names if kind == "CPU"), default=0)
+    if cpus > len(tf.config.get_logical_device_configuration(tf.config.list_physical_devices("CPU")[0]) or [0]):
+        try:
+            tf.config.set_logical_device_configuration(
+                tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * cpus
+            )
+        except RuntimeError:  # the runtime has started: its CPU devices are fixed
+            seen = len(tf.config.list_logical_devices("CPU"))
+            if cpus > seen:
+                raise ConfigError(
+                    f"--config.devices={devices}: this process has already started TensorFlow with {seen} CPU "
+                    f"device(s); name devices up to /cpu:{seen - 1}"
+                ) from None
 
 
 def create_strategy(name, devices="", tpu="", slurm_port_base=8888, cluster_wait_seconds=600.0):
     """Returns the tf.distribute strategy called `name`.
 
     "auto": MultiWorkerMirroredStrategy when TF_CONFIG is set or the process is one of several tasks of a SLURM
-    job step (`srun`), MirroredStrategy over all GPUs when there are several, else the default strategy (one GPU
-    or the CPU).
+    job step (`srun`), MirroredStrategy over `devices` when they are named, or over all GPUs when there are
+    several, else the default strategy (one GPU or the CPU).
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; choose one of {STRATEGIES}")
     if name == "auto":
         if os.environ.get("TF_CONFIG") or _slurm_tasks() > 1:  # before anything initialises the GPUs
             name = "multi_worker"
-        elif len(tf.config.list_logical_devices("GPU")) > 1:
+        elif devices or len(tf.config.list_logical_devices("GPU")) > 1:
             name = "mirrored"
         else:
             name = "default"

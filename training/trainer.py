@@ -21,6 +21,11 @@ from training.plan import itstime, steps_to_next
 from training.strategy import is_chief, num_workers, smallest_over_workers, task_id
 
 
+def main(config, workdir, invocation):
+    """`--mode=train`: one run, recorded with the command that started it."""
+    train_and_evaluate(config, workdir, command=invocation.command)
+
+
 def train_and_evaluate(config, workdir, strategy=None, command=None):
     """Trains `config` in `workdir` (resuming from its latest readable checkpoint) and returns the final summary.
 
@@ -31,7 +36,8 @@ def train_and_evaluate(config, workdir, strategy=None, command=None):
     `report.CONVENTIONS`; the returned dict adds the training log (`history`). A run pre-empted by a signal or
     whose loss diverges writes its summary, then raises `faults.RunInterrupted`.
     """
-    config, strategy, placement = setup.start(config, strategy)
+    prepared = setup.start(config, strategy)
+    strategy = prepared.strategy
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(workdir, "checkpoints" if chief else f"checkpoints_worker{task_id(strategy)}")
     with workdir_lib.claimed(workdir, chief):
@@ -49,24 +55,29 @@ def train_and_evaluate(config, workdir, strategy=None, command=None):
         logging.info(
             "run in %s: config.json, history.jsonl, summary.json, tensorboard/ and checkpoints/ go there", workdir
         )
-        return Training(config, workdir, strategy, placement, checkpoint_dir, changes, command).run()
+        return Training(config, workdir, prepared, checkpoint_dir, changes, command).run()
 
 
 class Training:
     """One process's part of a run: built (data, model, optimizer, restored checkpoint, loops), then `run()`."""
 
-    def __init__(self, config, workdir, strategy, placement, checkpoint_dir, changes, command=None):
+    def __init__(self, config, workdir, prepared, checkpoint_dir, changes, command=None):
+        strategy = prepared.strategy
         self.config, self.workdir, self.strategy, self.chief = config, workdir, strategy, is_chief(strategy)
         self.workers = num_workers(strategy)
         self.clock = report.Clock()
-        run = setup.build(config, strategy, placement)
+        run = setup.build(config, prepared)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
         self.lookahead = run.lookahead
-        logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data.num_train))
+        logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data))
         if changes:
             logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
         if self.chief:
-            record = {"config": dataclasses.asdict(config), "derived": dataclasses.asdict(self.plan)}
+            record = {
+                "config": dataclasses.asdict(config),
+                "derived": dataclasses.asdict(self.plan),
+                "data": report.data_record(self.data),
+            }
             record |= {"command": command} if command else {}
             report.write_json(
                 os.path.join(workdir, workdir_lib.CONFIG_FILE), record | _earlier_configs(workdir, changes)
@@ -77,17 +88,8 @@ class Training:
         self.manager = self.restore(strategy, checkpoint_dir)
         self.log = report.RunLog(os.path.join(workdir, "history.jsonl"), self.chief, self.step)
         self.resident, self.train_input = setup.training_input(config, strategy, self.data, self.batches_consumed)
-        self.loops = loops.make_loops(
-            strategy,
-            self.model,
-            self.optimizer,
-            config,
-            self.data.num_classes,
-            config.batch_size,
-            self.resident,
-            self.lookahead,
-        )
-        self.eval_data, self.eval_steps = input_pipeline.eval_dataset(strategy, self.data, config.batch_size)
+        self.loops = loops.make_loops(run, self.resident)
+        self.eval_data, self.eval_steps = input_pipeline.eval_dataset(strategy, self.data, config)
         self.clock.data_prepared()
         self.reporter = report.Reporter(
             workdir,
@@ -182,7 +184,7 @@ class Training:
             num_steps = 1
             logging.info(
                 "compiling the training step (%s); the first call runs one step",
-                "tracing and XLA" if self.config.jit_compile else "tracing",
+                "tracing and XLA" if self.plan.jit_compile else "tracing",
             )
         else:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
@@ -198,7 +200,7 @@ class Training:
         clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
         if clock.steady_steps == 0:
             logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
-            compile_cache.check_written(self.config)
+            compile_cache.check_written(self.config, self.plan.jit_compile)
         self.batches_consumed.assign_add(num_steps)
         self.step = int(self.optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
         self.reporter.call_ended(self.step)
@@ -207,7 +209,7 @@ class Training:
 
     def log_training(self, step):
         loss, accuracy = self.loops.train_sums.result_and_reset()
-        lr, momentum = float(self.optimizer.learning_rate), float(optimization.momentum_of(self.optimizer))
+        lr, momentum = float(self.optimizer.learning_rate), optimization.momentum_of(self.optimizer)
         record = {"step": step, "epoch": step / self.plan.steps_per_epoch, "loss": loss, "accuracy": accuracy}
         self.log.add("train", record | {"lr": lr, "momentum": momentum} | self.clock.totals())
         self.reporter.train(step, loss, accuracy, lr, momentum)

@@ -14,6 +14,13 @@ RECORDS = ("comparison", "lr_tune", "trial", "lr_find", "summary")  # the first 
 HEADERS = ("folder", "kind", "status", "config", "epochs", "accuracy", "train s", "command")
 
 
+def main(config, workdir, invocation):
+    """`--mode=report`: the table of every record under `workdir`."""
+    if not os.path.isdir(workdir):
+        raise WorkdirError(f"--workdir={workdir}: no such folder to report on (--mode=report lists the runs under it)")
+    print(listing(workdir))
+
+
 def listing(root):
     """The table of every record under `root`, as aligned text (a line saying so if there is none)."""
     rows = [_row(os.path.relpath(folder, root), kind, record, config) for folder, kind, record, config in find(root)]

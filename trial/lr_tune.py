@@ -21,15 +21,22 @@ import numpy as np
 from absl import logging
 
 from configs.base import Trial
-from configs.validation import validate
+from configs.validation import arm_folder, validate
 from onecycle.lr_range import RULES
 from training import report
 from training.lr_find import find_lr
-from training.setup import RESOLVED_FIELDS
+from training.plan import config_lr
 from training.strategy import from_config, is_chief
 from training.workdir import read_json
 from trial import plots, tables
-from trial.runner import arm_folder, run_comparison
+from trial.runner import run_comparison
+
+
+def main(config, workdir, invocation):
+    """`--mode=lr_tune`: the tune, then the command that trains with its pick."""
+    pick = tune_lr(config, workdir)["pick"]
+    command = invocation.training_command(pick["config_lr"])
+    print(f"train with the pick (table in {os.path.join(workdir, 'lr_tune.md')}):\n  {command}")
 
 
 def tune_lr(config, workdir, strategy=None):
@@ -43,8 +50,7 @@ def tune_lr(config, workdir, strategy=None):
     if not suggestion.get("suggested_max_lr"):
         raise RuntimeError(f"lr_tune: the LR range test found no max_lr to start from: {suggestion['warning']}")
     max_lrs = candidate_lrs(suggestion, settings.candidates)
-    to_config_lr = config.lr_reference_batch / config.batch_size
-    arms = {f"lr={max_lr * to_config_lr:.4g}": max_lr for max_lr in max_lrs}
+    arms = {f"lr={config_lr(config, max_lr):.4g}": max_lr for max_lr in max_lrs}
     epochs = settings.epochs or max(1, int(config.epochs // 4))
     comparison = run_comparison(
         dataclasses.replace(
@@ -127,13 +133,7 @@ def _sweep(config, workdir, strategy):
     path = os.path.join(workdir, "lr_find.json")
     if os.path.exists(path):
         record = read_json(path)
-        ran = {key: value for key, value in record["config"].items() if key not in RESOLVED_FIELDS}  # resolved there
-        asked = {
-            key: value
-            for key, value in json.loads(json.dumps(dataclasses.asdict(config))).items()
-            if key not in RESOLVED_FIELDS
-        }
-        if ran == asked:
+        if record["config"] == json.loads(json.dumps(dataclasses.asdict(config))):
             logging.info("lr_tune: the LR range test already ran in %s; reading it back", workdir)
             return record
         logging.info("lr_tune: the LR range test in %s ran another config; sweeping again", workdir)

@@ -11,6 +11,11 @@ from training.plan import derive_plan, peak_lr, total_steps_of
 from trial import plots
 
 
+def main(config, workdir, invocation):
+    """`--mode=schedule`: the table and the plot, over `--steps_per_epoch` steps an epoch if given."""
+    preview_schedule(config, workdir, invocation.steps_per_epoch)
+
+
 def preview_schedule(config, workdir, steps_per_epoch=None):
     """Prints the schedule's table and writes `schedule.png` in `workdir`; returns (lrs, momenta).
 

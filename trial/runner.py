@@ -10,15 +10,13 @@ is interrupted resumes where it stopped when its command is rerun: finished runs
 
 import dataclasses
 import os
-import re
 import socket
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from configs.base import ConfigError, with_overrides
-from configs.validation import validate
+from configs.validation import arm_configs, arm_folder, validate
 from training import report, trainer
 from training.faults import RunInterrupted
 from training.optimization import schedule_curves
@@ -26,6 +24,17 @@ from training.plan import peak_lr
 from training.strategy import from_config, is_chief
 from training.workdir import finished_summary, read_json
 from trial import aggregate, plots, tables
+
+
+def main(config, workdir, invocation):
+    """`--mode=trial`: the trial (or, with arms, the comparison), then its table."""
+    run = run_comparison if config.trial.arms else run_trial
+    run(config, workdir, command=invocation.command)
+    path = os.path.join(workdir, "comparison.md" if config.trial.arms else "trial.md")
+    if os.path.exists(path):  # written by the chief: the tables, without the clocks' definitions that end it
+        with open(path) as f:
+            text = f.read().partition("\nClocks:")[0].rstrip()
+        print(f"{text}\n\n(clocks defined, plots and every run: {workdir})")
 
 
 def run_trial(config, workdir, strategy=None, command=None):
@@ -117,30 +126,6 @@ def run_comparison(config, workdir, strategy=None, command=None):
         plots.plot_schedules(curves, os.path.join(workdir, "schedules.png"), title)
         logging.info("comparison written to %s: comparison.md, comparison.json, comparison.png", workdir)
     return record | {"trials": trials}
-
-
-def arm_configs(config):
-    """{arm text: the config with that arm's overrides}, every arm checked before any run starts."""
-    if len(config.trial.arms) < 2:
-        raise ConfigError(
-            f"a comparison needs at least two config.trial.arms, got {config.trial.arms}; e.g. "
-            "--config.trial.arms=\"('schedule=onecycle', 'schedule=warmup_cosine lr=0.2')\""
-        )
-    arms = {}
-    for text in config.trial.arms:
-        try:
-            arms[text] = with_overrides(config, text)
-        except Exception as error:  # absl's and ml_collections' parse errors, reworded with the arm
-            raise ConfigError(f"--config.trial.arms: cannot apply {text!r}: {error}") from None
-        validate(arms[text])
-    if len({arm_folder(text) for text in arms}) < len(arms):
-        raise ConfigError(f"--config.trial.arms has arms that differ only in spacing or punctuation: {list(arms)}")
-    return arms
-
-
-def arm_folder(text):
-    """A folder name for an arm: its overrides with anything but letters, digits, '.', '=' and '-' as '_'."""
-    return re.sub(r"[^A-Za-z0-9.=-]+", "_", text).strip("_")
 
 
 def environment(strategy, config):
