@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from configs.base import Config, ConfigError
@@ -40,3 +41,25 @@ def test_a_dataset_read_from_disk_refuses_what_needs_it_in_memory(jpegs_data_dir
         setup.start(dataclasses.replace(config, data_on_device=True))
     with pytest.raises(ConfigError, match="input_path='tape' is not one of"):
         validate(dataclasses.replace(config, input_path="tape"))
+
+
+def test_the_whitening_sample_spans_a_folder_sorted_by_class():
+    """An image folder lists its images class by class: the first 5,000 of CIFAR-10's are all airplanes."""
+    labels = np.repeat(np.arange(10), 5000)  # CIFAR-10's folder order
+    sample = setup.initialisation_sample(len(labels))
+    assert len(sample) == 5000 and np.all(np.diff(sample) > 0)
+    assert np.bincount(labels[sample], minlength=10).min() > 400
+    np.testing.assert_array_equal(sample, setup.initialisation_sample(len(labels)))  # the same for every run
+
+
+def test_a_process_loads_a_dataset_once_for_all_its_runs(monkeypatch):
+    import input_pipeline
+
+    loads = []
+    load = input_pipeline.load
+    monkeypatch.setattr(input_pipeline, "load", lambda config, placement=None: loads.append(config) or load(config))
+    monkeypatch.setattr(setup, "_LOADED", {})
+    first = setup.load_data(Config(dataset="quickstart", seed=0))
+    assert setup.load_data(Config(dataset="quickstart", seed=7, lr=0.1)) is first  # another seed, another rate
+    assert setup.load_data(Config(dataset="quickstart", holdout=0.1)) is not first  # another dataset
+    assert len(loads) == 2
