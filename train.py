@@ -14,7 +14,8 @@ run, without repeating finished ones); a finished run is left as it is. This fil
 config to its mode (`MODES`). Installed from a wheel, the same command is `onecycle-train`.
 
 Exit codes (BUILD.md, "Exit codes"): 0 done, 2 a user error (one line, nothing written), 3 diverged, 28 the disk
-is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 1 a bug (with its traceback).
+is full, 129 a lost peer worker and 143 pre-empted (rerun to resume), 130 stopped at once by Ctrl-C without saving,
+1 a bug (with its traceback).
 """
 
 import contextlib
@@ -147,7 +148,7 @@ def run(values, invocation):
         import tensorflow  # noqa: F401 (loaded here, without its start-up lines)
     from input_pipeline import DatasetError
     from training.checkpoints import CheckpointError
-    from training.faults import DiskFull, RunInterrupted
+    from training.faults import INTERRUPTED, DiskFull, RunInterrupted
 
     module, _, function = MODES[mode].partition(":")
     try:
@@ -159,6 +160,9 @@ def run(values, invocation):
         sys.exit(error.exit_code)
     except (ConfigError, DatasetError, WorkdirError, CheckpointError) as error:
         user_error(str(error))
+    except KeyboardInterrupt:  # before a run's own handlers are in place, or in the LR sweep (which saves nothing)
+        print("interrupted (Ctrl-C): stopped without saving; rerun the same command to resume", file=sys.stderr)
+        sys.exit(INTERRUPTED)
 
 
 def cli(argv=None):

@@ -77,7 +77,9 @@ class Config:
     dataset: str = "quickstart"
     data_dir: str | None = None  # tfds data_dir, or the image folder's root
     download: bool = False  # let tfds download a dataset missing from data_dir
-    skip_bad_images: bool = False  # image_folder: skip (and count) undecodable files instead of stopping at one
+    # skip (and count) undecodable images (an image folder's files, tfds records read from disk) instead of stopping
+    # at one; read from disk, every image is then decoded once when the run starts
+    skip_bad_images: bool = False
     image_size: tuple[int, int] | None = None  # (height, width) to resize to; None keeps the native size
     # "auto": hold the dataset in memory if its uint8 images at image_size take at most max_in_memory_gib, else
     # read it from disk by index with ImageNet-style crops (tfds ArrayRecord or image folders); "memory" or "disk"

@@ -3,6 +3,7 @@ or, when larger, read from disk by index."""
 
 from input_pipeline.augmentations import Augmentation, augment
 from input_pipeline.pipeline import (
+    PREFETCH_STEPS,
     epoch_order,
     eval_dataset,
     first_epoch_flips,
@@ -10,6 +11,7 @@ from input_pipeline.pipeline import (
     per_replica_batch_size,
     pipeline_augmentation,
     resident_batch,
+    steps_examples,
     steps_per_epoch,
     train_dataset,
 )
@@ -30,9 +32,11 @@ __all__ = [
     "first_epoch_flips",
     "load",
     "normalise",
+    "PREFETCH_STEPS",
     "per_replica_batch_size",
     "pipeline_augmentation",
     "resident_batch",
+    "steps_examples",
     "steps_per_epoch",
     "train_dataset",
 ]

@@ -150,7 +150,8 @@ def on_disk(root, image_size, skip_bad_images, with_eval=True):
 
     Files are not decoded here (that is the point on tens of GB): empty files, folders named like images and
     dangling or looping symlinks are found from the file system and named (or skipped with `skip_bad_images`); a
-    non-empty file that cannot be decoded stops the run when it is read, with TensorFlow's decoding error.
+    non-empty file that cannot be decoded stops the run when it is read, and the trainer names it. With
+    `skip_bad_images` every file is decoded once here instead, and those that fail are left out.
     """
 
     def split(name, class_names=None):
@@ -165,8 +166,12 @@ def on_disk(root, image_size, skip_bad_images, with_eval=True):
                     continue
                 paths.append(str(path))
                 labels.append(label)
+        files = records.folder_split(np.array(paths), np.array(labels, np.int32), folder)
+        if skip_bad_images:
+            files, undecodable = records.without_undecodable(files)
+            skipped += undecodable
         _warn_skipped(skipped, folder)
-        return records.folder_split(np.array(paths), np.array(labels, np.int32), folder), class_names
+        return files, class_names
 
     train, class_names = split("train")
     evaluation = split("test", class_names)[0] if with_eval else None

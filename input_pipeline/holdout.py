@@ -12,7 +12,6 @@ The normalisation statistics stay those of the whole training set: they are pixe
 import dataclasses
 
 import numpy as np
-import tensorflow as tf
 
 from input_pipeline import records
 from input_pipeline.errors import DatasetError
@@ -53,17 +52,7 @@ def carve(data, holdout):
         )
     return dataclasses.replace(
         data,
-        train=_subset(data.train, kept, "training"),
-        eval=_subset(data.train, held, "held out"),
+        train=records.subset(data.train, kept, "training"),
+        eval=records.subset(data.train, held, "held out"),
         eval_split="holdout",
     )
-
-
-def _subset(split, indices, what):
-    """The examples `indices` of `split`, read by their position in `indices`."""
-    table = tf.constant(indices, tf.int64)
-
-    def read(positions):
-        return split.read(tf.gather(table, positions))
-
-    return records.Split(len(indices), read, f"{len(indices)} {what} of {split.where}")

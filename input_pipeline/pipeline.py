@@ -19,6 +19,7 @@ decoded (tf.data's autotuner runs no more calls than cores), the batch being ass
 prefetched batches, and the epoch's index list (4 bytes an example); it does not grow with the dataset or the run.
 """
 
+import numpy as np
 import tensorflow as tf
 
 from input_pipeline import crops, records
@@ -57,6 +58,18 @@ def epoch_order(num_examples, seed, epoch):
 
     int64, the index type GPU kernels hold in device memory (int32 tensors live on the host there)."""
     return tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), seed=[seed, epoch])
+
+
+def steps_examples(num_train, config, first_step, end_step):
+    """The training examples of global steps first_step..end_step-1, every replica's, in the order they are read."""
+    epoch_steps, batch = steps_per_epoch(num_train, config.batch_size), config.batch_size
+    examples, orders = [], {}
+    for step in range(first_step, end_step):
+        epoch, position = divmod(step, epoch_steps)
+        if epoch not in orders:
+            orders[epoch] = epoch_order(num_train, config.seed, epoch).numpy()
+        examples.append(orders[epoch][position * batch : (position + 1) * batch])
+    return np.concatenate(examples) if examples else np.zeros([0], np.int64)
 
 
 def first_epoch_flips(num_examples, seed):

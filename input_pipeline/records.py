@@ -16,11 +16,14 @@ evaluation.
 """
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+
+from input_pipeline import crops
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +33,46 @@ class Split:
     count: int
     read: Callable
     where: str  # what is read, for the log: "3 ArrayRecord shards in /data/tfds/..."
+    name_of: Callable  # example index -> what a person finds it by: its file, or its record and split
+
+
+def subset(split, indices, what):
+    """The examples `indices` of `split`, read by their position in `indices` ("training", "held out": `what`)."""
+    table = tf.constant(indices, tf.int64)
+
+    def read(positions):
+        return split.read(tf.gather(table, positions))
+
+    return Split(len(indices), read, f"{len(indices)} {what} of {split.where}", lambda i: split.name_of(indices[i]))
+
+
+def first_undecodable(split, indices):
+    """(its name, why) of the first example of `indices` whose image does not decode, or None: the diagnosis of
+    a decoding error that stopped the pipeline, which names no file. Reads and decodes them one at a time."""
+    for index in np.asarray(indices).tolist():
+        encoded = split.read(tf.constant([index], tf.int64))[0][0]
+        try:
+            crops.decode(encoded)
+        except tf.errors.OpError as error:
+            reason = (error.message.strip().splitlines() or ["?"])[-1]
+            return split.name_of(index), re.sub(r"\s*\[Op:\w+\]$", "", reason)
+    return None
+
+
+def without_undecodable(split):
+    """(`split` without the examples whose image does not decode, their names): `skip_bad_images` on the disk
+    path, where the epochs must be cut from the good ones before training, so every image is read and decoded
+    once, in parallel (CIFAR-10's 60,000 JPEGs from an image folder: BUILD.md says how long)."""
+
+    def decode(index):
+        return index, tf.shape(crops.decode(split.read(index[None])[0][0]))
+
+    decoded = tf.data.Dataset.range(split.count).map(decode, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    good = np.array([index for index, _ in decoded.as_numpy_iterator()], np.int64)
+    bad = np.setdiff1d(np.arange(split.count), good)
+    if not len(bad):
+        return split, []
+    return subset(split, good, "decodable"), [split.name_of(index) for index in bad]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,18 +119,20 @@ def tfds_split(builder, split):
         return parsed["image"], tf.cast(parsed["label"], tf.int32)
 
     shards = builder.info.splits[split].num_shards
-    return Split(len(source), read, f"{shards} ArrayRecord shards in {builder.data_dir}")
+    where = f"{shards} ArrayRecord shards in {builder.data_dir}"
+    return Split(len(source), read, where, lambda index: f"record {index} of split {split!r} in {builder.data_dir}")
 
 
 def folder_split(paths, labels, folder):
     """Image files `paths` with int `labels`, read by index."""
+    names = [str(path) for path in paths]
     paths, labels = tf.constant(paths), tf.constant(labels, tf.int32)
 
     def read(indices):
         files = tf.gather(paths, indices)
         return tf.map_fn(tf.io.read_file, files, fn_output_signature=tf.string), tf.gather(labels, indices)
 
-    return Split(int(labels.shape[0]), read, f"{labels.shape[0]} files under {folder}")
+    return Split(int(labels.shape[0]), read, f"{labels.shape[0]} files under {folder}", lambda index: names[index])
 
 
 def decoded_batches(batches, split, batch_size, decode):

@@ -98,7 +98,9 @@ def load(config, placement=None):
             config,
         )
     else:
-        data = tfds_source.on_disk(name, config.data_dir, image_size, config.eval_split, with_eval)
+        data = tfds_source.on_disk(
+            name, config.data_dir, image_size, config.eval_split, config.skip_bad_images, with_eval
+        )
     return holdout_split.carve(data, config.holdout) if config.holdout else data
 
 

@@ -41,4 +41,5 @@ def sampled_statistics(split, image_size, count=STATISTICS_SAMPLE, seed=0):
     chosen = np.sort(np.random.default_rng(seed).choice(split.count, min(count, split.count), replace=False))
     images = tf.data.Dataset.from_tensor_slices(chosen).batch(256).map(lambda indices: split.read(indices)[0])
     images = images.unbatch().map(lambda encoded: crops.centre_crop(encoded, image_size), tf.data.AUTOTUNE)
+    images = images.ignore_errors()  # an image that does not decode is named when training reads it
     return pixel_statistics(np.concatenate(list(images.batch(1024).as_numpy_iterator())))

@@ -6,6 +6,7 @@ import difflib
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from absl import logging
 
 from configs import registry
 from input_pipeline import crops, records
@@ -105,13 +106,23 @@ def in_memory(name, data_dir, download, image_size, split_name, with_eval=True):
     return dataset
 
 
-def on_disk(name, data_dir, image_size, split_name, with_eval=True):
+def on_disk(name, data_dir, image_size, split_name, skip_bad_images=False, with_eval=True):
     """The dataset read from disk by index (a `records.DiskData`), normalised with its published statistics or a
-    sample's."""
+    sample's. With `skip_bad_images` every record is decoded once, and those that fail are left out."""
     builder = prepared_builder(name, data_dir, download=False)
     split = eval_split(builder, split_name) if with_eval else None
-    train = records.tfds_split(builder, "train")
-    evaluation = records.tfds_split(builder, split) if with_eval else None
+
+    def read(split_name):
+        records_split = records.tfds_split(builder, split_name)
+        if not skip_bad_images:
+            return records_split
+        records_split, skipped = records.without_undecodable(records_split)
+        if skipped:
+            logging.warning("%s: skipped %d undecodable records, e.g. %s", name, len(skipped), skipped[:3])
+        return records_split
+
+    train = read("train")
+    evaluation = read(split) if with_eval else None
     mean, std = PUBLISHED.get(name) or sampled_statistics(train, image_size)
     num_classes = builder.info.features["label"].num_classes
     names = tuple(builder.info.features["label"].names)

@@ -1,10 +1,11 @@
 """training/compile_cache.py: XLA's persistent cache, set up by train.py before TensorFlow starts."""
 
+import hashlib
 import json
 import os
 import subprocess
-import sys
 
+import launch
 import pytest
 import tensorflow as tf
 
@@ -40,6 +41,51 @@ def test_a_config_asking_for_the_cache_where_nobody_enabled_it_is_refused(monkey
     assert (tmp_path / "cache" / "tf").is_dir()  # XLA itself makes only the last folder
 
 
+def cached_run(workdir):
+    """train.py with XLA and its cache (in workdir's parent), to step 20; it must succeed."""
+    flags = ["--config.xla_cache=True", "--config.jit_compile=True", "--config.epochs=2", "--config.stop_at_step=20"]
+    done = launch.run("train.py", *flags, f"--workdir={workdir}", timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.slow
+def test_a_damaged_or_read_only_cache_is_set_aside_or_skipped_with_a_warning_and_the_run_trains_the_same(tmp_path):
+    """A cache is an optimisation: a truncated or garbled program, or a folder that cannot be written, costs a
+    warning and a compilation, never the run (nor the next: the damaged folder is set aside)."""
+    cache = tmp_path / "xla_cache" / f"tf{tf.__version__}"
+    cached_run(tmp_path / "first")
+    reference = json.loads((tmp_path / "first" / "summary.json").read_text())
+    programs = sorted(cache.glob("*.pb"))
+    assert sorted(json.loads((cache / "checksums.json").read_text())) == [p.name for p in programs]
+    # Bytes overwritten in the middle: XLA would load and run it; its checksum does not match, so it is moved aside
+    data = programs[0].read_bytes()
+    programs[0].write_bytes(data[:200] + bytes(range(256)) * 8 + data[2248:])
+    done = cached_run(tmp_path / "checked")
+    assert "1 program(s) in" in done.stderr and "do not match their recorded checksums" in done.stderr
+    # Truncated, and its record made to match (what the record cannot see): it fails as it loads, and is set aside
+    programs = sorted(cache.glob("*.pb"))
+    programs[0].write_bytes(programs[0].read_bytes()[:1000])
+    recorded = json.loads((cache / "checksums.json").read_text())
+    recorded[programs[0].name] = hashlib.sha256(programs[0].read_bytes()).hexdigest()
+    (cache / "checksums.json").write_text(json.dumps(recorded))
+    done = cached_run(tmp_path / "damaged")
+    warning = [line for line in done.stderr.splitlines() if "cannot be loaded" in line]
+    assert len(warning) == 1 and f"the folder is set aside as {cache}.damaged-" in warning[0], done.stderr[-3000:]
+    later = cached_run(tmp_path / "later")  # the folder holds the new programs: loaded, not damaged
+    assert "cannot be loaded" not in later.stderr and "checksums" not in later.stderr
+    subprocess.run(["mount", "--bind", str(cache), str(cache)], check=True)  # read-only: as root, a mount
+    subprocess.run(["mount", "-o", "remount,ro,bind", str(cache)], check=True)
+    try:
+        done = cached_run(tmp_path / "read_only")
+    finally:
+        subprocess.run(["umount", "-l", str(cache)], check=False)
+    assert f"config.xla_cache: {cache} cannot be written (Read-only file system)" in done.stderr
+    for name in ("checked", "damaged", "later", "read_only"):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert [r["loss"] for r in summary["history"]] == [r["loss"] for r in reference["history"]]
+
+
 @pytest.mark.slow
 def test_a_second_run_beside_the_first_loads_its_programs_and_trains_the_same(tmp_path):
     """train.py --config.xla_cache: the first run writes the step's and the evaluation's programs, the second
@@ -47,23 +93,7 @@ def test_a_second_run_beside_the_first_loads_its_programs_and_trains_the_same(tm
     cache = tmp_path / "xla_cache" / f"tf{tf.__version__}"
     summaries, programs = [], []
     for name in ("first", "second"):
-        done = subprocess.run(
-            [
-                sys.executable,
-                "train.py",
-                "--config.xla_cache=True",
-                "--config.jit_compile=True",
-                "--config.epochs=2",
-                "--config.stop_at_step=20",
-                f"--workdir={tmp_path / name}",
-            ],
-            cwd=REPO,
-            env=os.environ | {"TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+        done = cached_run(tmp_path / name)
         assert "XLA wrote no program" not in done.stderr
         summaries.append(json.loads((tmp_path / name / "summary.json").read_text()))
         programs.append(sorted(os.listdir(cache)))

@@ -53,12 +53,12 @@ def test_a_documented_command_parses_into_a_valid_config(document, argv):
 
 
 def test_the_exit_code_table_is_the_codes_the_program_uses():
-    from training.faults import EXIT_CODES
+    from training.faults import EXIT_CODES, INTERRUPTED
 
     text = (REPO / "BUILD.md").read_text()
     table = text[text.index("### Exit codes") :].split("\n\n")[1]
     codes = {int(row.split("|")[1]): row.split("|")[2] for row in table.splitlines() if re.match(r"\| \d+ \|", row)}
-    assert set(codes) == {0, 1, 2, 3, 28, 129, 143}
+    assert set(codes) == {0, 1, 2, 3, 28, 129, 130, 143}
     assert train.USER_ERROR == 2 and "user error" in codes[2]
     assert EXIT_CODES == {"preempted": 143, "peer_lost": 129, "diverged": 3, "disk_full": 28}
     assert (
@@ -66,4 +66,6 @@ def test_the_exit_code_table_is_the_codes_the_program_uses():
         and "pre-empted" in codes[143]
         and "diverged" in codes[3]
         and "peer worker was lost" in codes[129]
+        and INTERRUPTED == 130
+        and "Ctrl-C without saving" in codes[130]
     )

@@ -1,10 +1,14 @@
 """Runs that are killed, pre-empted or diverge, as real processes: what they leave, and that a rerun of the same
 command ends exactly where the uninterrupted run ends."""
 
+import json
 import os
 import signal
+import socket
 import subprocess
+import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from launch import (
@@ -19,7 +23,7 @@ from launch import (
 )
 
 from training import checkpoints
-from training.faults import EXIT_CODES
+from training.faults import EXIT_CODES, INTERRUPTED
 
 # The quick-start job on synthetic data (quicker to make): 10 epochs of 8 steps, a call into the loop every 5 steps
 # (after a first call of 1), an evaluation every 20 steps and a checkpoint every 10.
@@ -148,7 +152,12 @@ def launch_workers(workdir, *flags):
     return [start(workdir, *flags, log_name=f"worker{i}.log", environment=e) for i, e in enumerate(environments)]
 
 
-def test_workers_whose_newest_checkpoints_differ_resume_from_a_step_all_have(tmp_path):
+def resumed_step(log):
+    """The step a run's log says it resumed from."""
+    return int(log.split("resumed from")[-1].split("at step ")[1].split()[0])
+
+
+def test_a_worker_behind_the_chief_resumes_from_the_chiefs_copy(tmp_path):
     assert [finish(worker) for worker in launch_workers(tmp_path, "--config.stop_at_step=20")] == [0, 0]
     # Worker 1 as if killed before its save of step 20 was written (the chief's was): it has only step 10.
     own = tmp_path / "checkpoints_worker1"
@@ -159,11 +168,26 @@ def test_workers_whose_newest_checkpoints_differ_resume_from_a_step_all_have(tmp
     codes = [finish(worker) for worker in workers]  # a hang is killed by finish's timeout, and fails here
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
     assert codes == [0, 0], [log[-3000:] for log in logs]
-    assert "not every worker has it: continuing from step 10" in logs[0]
-    assert "resumed from" in logs[0] and "at step 10" in logs[0].split("resumed from")[-1].splitlines()[0]
+    assert "this worker has no checkpoint at step 20: restoring a copy of the chief's" in logs[1]
+    assert resumed_step(logs[0]) == resumed_step(logs[1]) == 20
     assert strict_json(tmp_path / "summary.json")["steps"] == TOTAL
     assert [h["step"] for h in history(tmp_path) if h["kind"] == "train"] == list(range(5, TOTAL + 1, 5))
     assert_same_state(run_state(str(tmp_path / "checkpoints")), run_state(str(own)))
+
+
+def test_a_one_process_run_resumed_on_two_workers_continues_from_its_checkpoint(tmp_path):
+    """Any replica count on resume: the second worker has no checkpoint of its own and restores the chief's; the
+    only copy of the run so far is never deleted."""
+    single = ("--config.sync_batch_norm=True", "--config.stop_at_step=20")
+    assert finish(start(tmp_path, *FLAGS, *single)) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    workers = launch_workers(tmp_path)
+    codes = [finish(worker) for worker in workers]
+    logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
+    assert codes == [0, 0], [log[-3000:] for log in logs]
+    assert resumed_step(logs[0]) == resumed_step(logs[1]) == 20 and "removing" not in logs[0]
+    summary = strict_json(tmp_path / "summary.json")
+    assert summary["steps"] == TOTAL and summary["replicas"] == 2
+    assert [h["step"] for h in history(tmp_path) if h["kind"] == "train"] == list(range(5, TOTAL + 1, 5))
 
 
 def test_a_worker_whose_peer_is_killed_exits_with_the_retryable_code(tmp_path):
@@ -281,3 +305,124 @@ def test_sigterm_during_the_export_is_acknowledged_and_the_run_completes(tmp_pat
     import keras
 
     assert keras.models.load_model(tmp_path / "model.keras").output.shape[-1] == 10  # written whole
+
+
+def test_a_second_ctrl_c_stops_at_once_without_saving_and_the_rerun_resumes(tmp_path):
+    """Two SIGINTs inside one compiled call of 40 steps: the process ends at once (130), with the last checkpoint
+    as `kill -9` would leave it, and the rerun ends where an uninterrupted run does."""
+    longer = {"steps_per_loop": 40, "log_every_steps": 40, "checkpoint_every_steps": 40, "eval_every_epochs": 0}
+    flags = tuple(flag for flag in FLAGS if flag.split("=")[0].removeprefix("--config.") not in longer)
+    flags += (*(f"--config.{field}={value}" for field, value in longer.items()), "--config.max_call_seconds=1e9")
+    (tmp_path / "straight").mkdir()
+    (tmp_path / "stopped").mkdir()
+    assert finish(start(tmp_path / "straight", *flags)) == 0
+    process = start(tmp_path / "stopped", *flags)
+    wait_for_step(tmp_path / "stopped", 40, process)  # the log of step 40, then its checkpoint, then steps 41-80
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "stopped" / "checkpoints" / "ckpt-40.index").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(1.0)  # into the call of 40 steps (several seconds)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    code = finish(process)
+    log = (tmp_path / "stopped" / "train.log").read_text()
+    assert code == INTERRUPTED == 130 and time.monotonic() - sent < 5, log[-3000:]
+    assert "a second Ctrl-C: stopping at once, without saving; the last checkpoint is" in log and "ckpt-40" in log
+    assert tf.train.latest_checkpoint(str(tmp_path / "stopped" / "checkpoints")).endswith("ckpt-40")
+    assert finish(start(tmp_path / "stopped", *flags)) == 0
+    assert_continues_exactly(tmp_path / "stopped", tmp_path / "straight")
+
+
+def test_ctrl_c_in_the_lr_sweep_is_one_line_and_its_code(tmp_path):
+    process = start(tmp_path, "--mode=lr_find", "--config.lr_find.num_steps=2000", "--config.dataset=synthetic")
+    deadline = time.monotonic() + 120
+    while "lr_find step" not in (tmp_path / "train.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    code = finish(process)
+    lines = (tmp_path / "train.log").read_text().strip().splitlines()
+    assert code == INTERRUPTED and "Traceback" not in "\n".join(lines), lines[-30:]
+    assert lines[-1] == "interrupted (Ctrl-C): stopped without saving; rerun the same command to resume"
+
+
+def test_a_worker_whose_port_is_taken_names_it_and_exits_2(tmp_path):
+    environments = worker_environments(2)
+    address = json.loads(environments[1]["TF_CONFIG"])["cluster"]["worker"][1]
+    with socket.socket() as holder:  # another program (or a worker started twice as index 1) holds its port
+        holder.bind(("", int(address.rpartition(":")[2])))
+        holder.listen()
+        started = time.monotonic()
+        code = finish(start(tmp_path, *FLAGS, environment=environments[1]), timeout=120)
+    log = (tmp_path / "train.log").read_text()
+    assert code == 2 and time.monotonic() - started < 60, log[-3000:]
+    assert f"this worker (worker 1 of the cluster) cannot listen on its address {address}" in log.splitlines()[-1]
+    assert "Traceback" not in log and sorted(p.name for p in tmp_path.iterdir()) == ["train.log"]
+
+
+@pytest.mark.parametrize("state_file", ["lost", "garbled"])
+def test_a_lost_or_garbled_state_file_still_refuses_another_config_and_resumes_this_one(
+    tmp_path, uninterrupted, state_file
+):
+    assert finish(start(tmp_path, *FLAGS, "--config.stop_at_step=20")) == 0
+    state = tmp_path / "checkpoints" / "checkpoint"
+    if state_file == "lost":
+        state.unlink()
+    else:
+        state.write_bytes(bytes(range(256)) * 4)  # random bytes: not even text
+    recorded = (tmp_path / "config.json").read_bytes()
+    for change, named in (("--config.width=0.5", "width: 0.25 -> 0.5"), ("--config.lr=0.05", "lr: 0.4 -> 0.05")):
+        code = finish(start(tmp_path, *FLAGS, change))
+        last = (tmp_path / "train.log").read_text().strip().splitlines()[-1]
+        assert code == 2 and named in last and last.startswith("error: workdir"), last
+        assert (tmp_path / "config.json").read_bytes() == recorded  # nothing rewritten before a restore
+    (tmp_path / "train.log").write_text("")
+    assert finish(start(tmp_path, *FLAGS)) == 0, (tmp_path / "train.log").read_text()[-3000:]
+    assert resumed_step((tmp_path / "train.log").read_text()) == 20
+    assert_continues_exactly(tmp_path, uninterrupted)
+
+
+def test_checkpoints_without_their_config_are_refused_with_the_fix(tmp_path):
+    assert finish(start(tmp_path, *FLAGS, "--config.stop_at_step=10")) == 0
+    (tmp_path / "config.json").unlink()
+    code = finish(start(tmp_path, *FLAGS, "--config.lr=0.05"))
+    last = (tmp_path / "train.log").read_text().strip().splitlines()[-1]
+    assert code == 2 and "holds checkpoints but no config.json" in last and "allow_config_change=True" in last
+    assert not (tmp_path / "config.json").exists()
+
+
+def corrupt_folder(root):
+    """root/train/<class>/*.jpg (2 classes of 40 plain JPEGs) and root/test/..., one training JPEG garbled."""
+    from PIL import Image
+
+    for split, count in (("train", 40), ("test", 8)):
+        for name in ("a", "b"):
+            (root / split / name).mkdir(parents=True)
+            for i in range(count):
+                pixels = np.random.default_rng(i).integers(0, 255, (40, 40, 3)).astype(np.uint8)
+                Image.fromarray(pixels).save(root / split / name / f"{i}.jpg")
+    (root / "train" / "b" / "7.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"garbage" * 30)
+    return root / "train" / "b" / "7.jpg"
+
+
+@pytest.mark.parametrize("input_path", ["disk", "memory"])
+def test_an_undecodable_image_is_named_or_skipped_on_both_paths(tmp_path, input_path):
+    bad = corrupt_folder(tmp_path / "folder")
+    flags = (
+        "--config.dataset=image_folder",
+        f"--config.data_dir={tmp_path / 'folder'}",
+        "--config.image_size=32,32",
+        f"--config.input_path={input_path}",
+        "--config.batch_size=16",
+        "--config.lr_reference_batch=16",
+    )
+    (tmp_path / "named").mkdir()
+    code = finish(start(tmp_path / "named", *flags))
+    last = (tmp_path / "named" / "train.log").read_text().strip().splitlines()[-1]
+    assert code == 2 and f"cannot decode {bad}" in last and "--config.skip_bad_images=True" in last, last
+    (tmp_path / "skipped").mkdir()
+    assert finish(start(tmp_path / "skipped", *flags, "--config.skip_bad_images=True")) == 0
+    log = (tmp_path / "skipped" / "train.log").read_text()
+    assert f"skipped 1 undecodable or empty files of {tmp_path / 'folder' / 'train'}" in log and str(bad) in log
+    assert strict_json(tmp_path / "skipped" / "summary.json")["steps"] == 3 * (79 // 16)

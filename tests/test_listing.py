@@ -35,9 +35,11 @@ def test_the_listing_shows_each_run_and_trial_with_its_numbers_and_command(tmp_p
     shutil.copy(tmp_path / "run" / "config.json", tmp_path / "killed" / "config.json")  # started, never summarised
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "trial.json").write_text('{"config": ')  # torn
+    shutil.copytree(tmp_path / "run", tmp_path / "torn")
+    (tmp_path / "torn" / "summary.json").write_text('{"status": "compl')  # torn too: not running, unreadable
 
     table = rows(listing(str(tmp_path)))
-    assert list(table) == ["broken", "killed", "run", "trials/t"]  # the trial's seeds are in its row
+    assert list(table) == ["broken", "killed", "run", "torn", "trials/t"]  # the trial's seeds are in its row
     assert table["run"]["kind"] == "run" and table["run"]["status"] == run["status"] == "stopped"
     final, best = 100 * run["eval_accuracy"], 100 * run["best_eval_accuracy"]
     assert table["run"]["accuracy"] == f"{final:.2f}% (test; best {best:.2f}%)"
@@ -53,6 +55,7 @@ def test_the_listing_shows_each_run_and_trial_with_its_numbers_and_command(tmp_p
     assert table["trials/t"]["command"] == "python train.py t"
     assert table["killed"]["status"] == "no summary: running or killed"
     assert table["broken"]["status"] == "trial.json unreadable"
+    assert table["torn"]["status"] == "summary.json unreadable" and table["torn"]["command"] == table["run"]["command"]
 
 
 def test_an_empty_folder_says_what_a_run_folder_holds(tmp_path):

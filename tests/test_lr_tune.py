@@ -1,6 +1,7 @@
 """`--mode=lr_tune` on the quick-start set: candidates that bracket the sweep's rules, a pick that is the best on the
 held-out split, a resume that redoes nothing finished, and a test split that is never generated."""
 
+import dataclasses
 import json
 import os
 
@@ -11,6 +12,7 @@ from configs.base import Config, LRFind, LRTune
 from input_pipeline import sources
 from onecycle.lr_range import RULES
 from training import trainer
+from training.workdir import WorkdirError
 from trial import lr_tune
 
 CONFIG = Config(
@@ -63,6 +65,11 @@ def test_a_tune_picks_on_the_holdout_resumes_and_never_reads_the_test_split(tmp_
     assert os.path.getmtime(tmp_path / "sweep" / "lr_find.json") == sweep_written  # the sweep is read back
 
     assert set(generated) == {CONFIG.seed}  # only the training set: the test set (seed + 1) never exists
+    # Rerun with another budget: its 1-epoch candidates are not reported as 2-epoch ones; nothing is rewritten
+    longer = dataclasses.replace(CONFIG, lr_tune=dataclasses.replace(CONFIG.lr_tune, epochs=2))
+    with pytest.raises(WorkdirError, match=r"holds a run with another config \(epochs: 1 -> 2\)"):
+        lr_tune.tune_lr(longer, str(tmp_path))
+    assert os.path.getmtime(tmp_path / "sweep" / "lr_find.json") == sweep_written  # the budget is not the sweep's
     with open(tmp_path / "lr_tune.json") as f:
         written = json.load(f)
     assert written["pick"] == record["pick"]

@@ -1,5 +1,6 @@
 """Trials and comparisons: real runs on the quick-start set, checked against recomputations from their records."""
 
+import dataclasses
 import json
 import os
 
@@ -9,6 +10,7 @@ import pytest
 import tiny
 
 from configs.base import Config, Trial
+from training.workdir import WorkdirError
 from trial import aggregate, run_comparison, run_trial
 
 # 20 steps an epoch; 12 steps per run, an evaluation every 4.
@@ -77,6 +79,12 @@ def test_trial_records_crossings_aggregates_and_resumes_without_repeating(tmp_pa
     assert (tmp_path / "seed0" / "summary.json").stat().st_mtime_ns == finished
     assert [run["processes"] for run in again["runs"]] == [1, 2]
     assert again["runs"][1]["evaluations"] == runs[1]["evaluations"]  # nothing trained or evaluated twice
+
+    # Rerun with another config: its finished runs are not reported as the new config's; nothing is rewritten
+    before = (tmp_path / "trial.json").read_bytes()
+    with pytest.raises(WorkdirError, match=r"seed0' holds a run with another config \(lr: 0.4 -> 0.05\)"):
+        run_trial(dataclasses.replace(config, lr=0.05), str(tmp_path))
+    assert (tmp_path / "trial.json").read_bytes() == before
 
 
 @pytest.mark.slow
@@ -184,6 +192,28 @@ def test_a_run_that_diverges_is_a_result_of_the_trial_not_its_end(tmp_path):
     assert [run["status"] for run in record["runs"]] == ["diverged", "diverged"]
     assert record["aggregate"]["diverged"] == 2 and record["aggregate"]["final_accuracy_mean"] == 0.0
     assert run_trial(config, str(tmp_path))["runs"] == record["runs"]  # read back, not trained again
+
+
+def test_a_diverged_run_is_left_out_of_the_common_threshold_and_marked_in_its_row():
+    from trial import tables
+
+    def run(best, status="completed"):
+        return {"best_eval_accuracy": best, "status": status}
+
+    trials = {"onecycle": [run(0.9), run(0.8)], "constant lr=10": [run(0.7), run(0.0, "diverged")]}
+    assert aggregate.common_threshold(trials) == pytest.approx(0.7)  # not (0.7 + 0.0) / 2
+    assert aggregate.common_threshold({"all": [run(0.0, "diverged")]}) is None
+    row = {"arm": "constant lr=10", "runs": 2, "diverged": 1, "final_accuracy_mean": 0.35, "final_accuracy_std": 0.5}
+    row |= {"race": {"ci95_low": None}, "best_accuracy_mean": 0.35, "reached": 1}
+    row |= dict.fromkeys(
+        ["epoch_to_threshold_mean", "train_seconds_to_threshold_mean", "epoch_ratio_to_first_arm"], None
+    )
+    row["train_seconds_ratio_to_first_arm"] = None
+    record = {"threshold": 0.7, "threshold_rule": "x", "arms": [row], "environment": ENVIRONMENT, "conventions": {}}
+    assert "| `constant lr=10` | 2 (1 diverged) |" in tables.comparison_markdown("t", record)
+
+
+ENVIRONMENT = {"tensorflow": "2", "keras": "3", "replicas": 1, "precision": "float32", "hostname": "h", "devices": []}
 
 
 def test_a_comparisons_title_names_only_what_its_arms_share():

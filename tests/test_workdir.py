@@ -209,10 +209,21 @@ def test_a_refused_start_leaves_no_workdir_behind(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_finished_run_whose_model_was_deleted_exports_it_again(tmp_path):
+@pytest.mark.parametrize("damage", ["deleted", "truncated", "classes.json deleted"])
+def test_a_finished_run_repairs_its_model_and_class_names_when_rerun(tmp_path, damage):
+    import keras
+
     config = Config(**TINY | dict(stop_at_step=None, epochs=1, batch_size=2000, lr_reference_batch=2000))
     first = trainer.train_and_evaluate(config, str(tmp_path))
-    (tmp_path / "model.keras").unlink()
+    exported = tmp_path / "model.keras"
+    if damage == "deleted":
+        exported.unlink()
+    elif damage == "truncated":
+        exported.write_bytes(exported.read_bytes()[: exported.stat().st_size // 2])
+    else:
+        (tmp_path / "classes.json").unlink()
     again = trainer.train_and_evaluate(config, str(tmp_path))
-    assert (tmp_path / "model.keras").exists() and again["steps"] == first["steps"] == 5
-    assert again["eval_accuracy"] == first["eval_accuracy"] and again["processes"] == 2
+    assert again["steps"] == first["steps"] == 5 and again["eval_accuracy"] == first["eval_accuracy"]
+    assert again["processes"] == (1 if damage == "classes.json deleted" else 2)  # the model: restored and exported
+    assert keras.models.load_model(exported).output.shape[-1] == 10
+    assert json.loads((tmp_path / "classes.json").read_text()) == first["class_names"]

@@ -28,7 +28,7 @@ def remove_stale_temporaries(directory):
         shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
-def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None):
+def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None, shared=None):
     """Restores the newest checkpoint in `directory` that reads whole (of those `agree` accepts); returns (its
     CheckpointManager, its path or None when there is none to restore).
 
@@ -37,6 +37,10 @@ def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None):
     `agree(steps)` (the readable steps, newest first) gives the step to restore, 0 for none; by default the
     newest. Several workers pass `newest_common_step`, so that all of them restore the same step: the readable
     checkpoints newer than it are removed, as a run killed before saving them would have left the folder.
+    `shared`: the chief's checkpoint folder, when this worker is another one and can read it (a file system the
+    workers share): a step this worker has not saved itself (a one-process run resumed on several workers, a
+    worker killed between the chief's save and its own) is restored from the chief's copy; every worker's
+    variables hold the same values, so either copy restores them.
     """
     recover_state_file(directory)
     manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
@@ -57,8 +61,19 @@ def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None):
             + "; ".join(tried)
             + ". Delete the workdir's checkpoints folder to start over"
         )
-    step = (agree or _newest)([_step_of(path) for path in readable])
-    path = next((path for path in readable if _step_of(path) == step), None)
+    borrowed = _readable(shared) if shared and os.path.isdir(shared) else []
+    steps = sorted({_step_of(path) for path in readable + borrowed}, reverse=True)
+    step = (agree or _newest)(steps)
+    path = next((path for path in readable + borrowed if _step_of(path) == step), None)
+    if path in borrowed:  # copied in, so that this worker's folder (which its pre-emption handler reads) has it
+        logging.info("this worker has no checkpoint at step %d: restoring a copy of the chief's, %s", step, path)
+        os.makedirs(directory, exist_ok=True)
+        for name in glob.glob(f"{glob.escape(path)}.*"):
+            shutil.copy2(name, os.path.join(directory, os.path.basename(name)))
+        path = os.path.join(directory, os.path.basename(path))
+        readable = sorted([*readable, path], key=_step_of, reverse=True)
+        write_state_file(directory, readable[::-1])
+        manager = tf.train.CheckpointManager(checkpoint, directory, max_to_keep)
     newer = [later for later in readable if _step_of(later) > step]
     for later in newer:
         logging.warning("removing %s: the run continues from step %d, which every worker has", later, step)
@@ -86,11 +101,21 @@ def restore_newest_readable(checkpoint, directory, max_to_keep, agree=None):
 def newest_common_step(strategy, steps):
     """The newest of `steps` that every worker of `strategy` has too (0 if none), found by one all-gather of each
     worker's newest steps, so that all workers resume from the same step (they would otherwise train with
-    different step counters, and so different learning rates, and block in a collective)."""
+    different step counters, and so different learning rates, and block in a collective). Workers with
+    checkpoints but none in common are refused, on every worker alike: starting from step 0 would throw the
+    only copies away."""
     padded = (list(steps)[:_AGREED_STEPS] + [-1] * _AGREED_STEPS)[:_AGREED_STEPS]
     gathered = gathered_integers(strategy, padded)  # exact for steps below 2**24
     common = set.intersection(*({step for step in row if step > 0} for row in gathered))
     agreed = max(common, default=0)
+    if not agreed and gathered.max() > 0:
+        newest = ", ".join(sorted({str(row.max()) if row.max() > 0 else "none" for row in gathered}))
+        raise CheckpointError(
+            f"the workers hold no checkpoint step in common (their newest: {newest}): a worker can neither find "
+            "its own nor read the chief's checkpoints/ folder. Put the workdir on a file system every worker "
+            "shares (or copy <workdir>/checkpoints/ to each worker's), then rerun every worker; nothing was "
+            "deleted"
+        )
     if steps and agreed != steps[0]:
         logging.warning(
             "this worker's newest checkpoint is at step %d, but not every worker has it: continuing from step %d, "
@@ -101,16 +126,39 @@ def newest_common_step(strategy, steps):
     return agreed
 
 
-def recover_state_file(directory):
-    """Rewrites the folder's state file (`checkpoint`, which names the checkpoints) from the checkpoints on disk
-    when it is missing or unreadable but checkpoints are there: the files are the truth, and without this a run
-    would silently start again from step 0 and overwrite them."""
-    on_disk = sorted(
+def _readable(directory):
+    """The checkpoints of `directory` (another worker's) that read whole, newest first; the others are left as
+    they are, for their owner to set aside."""
+    readable = []
+    for _, path in reversed(_checkpoints_on_disk(directory)):
+        try:
+            _read_whole(path)
+        except _READ_ERRORS:
+            continue
+        readable.append(path)
+    return readable
+
+
+def on_disk(directory):
+    """Whether `directory` holds checkpoint files (`ckpt-N.index`), whatever its state file says."""
+    return bool(_checkpoints_on_disk(directory))
+
+
+def _checkpoints_on_disk(directory):
+    """[(step, path)] of the `ckpt-N` checkpoints in `directory`, oldest first."""
+    return sorted(
         (int(match.group(1)), path.removesuffix(".index"))
         for path in glob.glob(os.path.join(glob.escape(directory), "ckpt-*.index"))
         if (match := re.fullmatch(r"ckpt-(\d+)\.index", os.path.basename(path)))
     )
-    if not on_disk:
+
+
+def recover_state_file(directory):
+    """Rewrites the folder's state file (`checkpoint`, which names the checkpoints) from the checkpoints on disk
+    when it is missing or unreadable but checkpoints are there: the files are the truth, and without this a run
+    would silently start again from step 0 and overwrite them."""
+    found = _checkpoints_on_disk(directory)
+    if not found:
         return
     try:
         state = tf.train.get_checkpoint_state(directory)
@@ -118,7 +166,7 @@ def recover_state_file(directory):
         state = None
     if state is not None and state.model_checkpoint_path:
         return
-    paths = [path for _, path in on_disk]
+    paths = [path for _, path in found]
     logging.warning(
         "the checkpoint state file of %s is missing or unreadable: rewritten from the %d checkpoints on disk "
         "(newest %s)",

@@ -2,6 +2,7 @@
 the names of its classes beside it."""
 
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -33,6 +34,19 @@ def export(model, data, path):
     in the same folder (written whole, or not at all, like every JSON of a run)."""
     serving_model(model, data).save(path)
     write_json(os.path.join(os.path.dirname(path), CLASS_NAMES_FILE), list(data.class_names))
+
+
+def damage(model_path):
+    """What is wrong with the exported model at `model_path` ("missing", or damaged and how), or None. A
+    `.keras` file is a zip archive: a truncated or overwritten one fails its checksums."""
+    if not os.path.exists(model_path):
+        return "missing"
+    try:
+        with zipfile.ZipFile(model_path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError) as error:
+        return f"damaged ({error})"
+    return f"damaged (its {bad} fails its checksum)" if bad else None
 
 
 def class_names(model_path):

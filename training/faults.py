@@ -20,6 +20,9 @@ from absl import logging
 # Diverged: 3, a failure a restart repeats.
 # Disk full: 28 (ENOSPC's number), final for a scheduler (a restart fails again until space is freed).
 EXIT_CODES = {"preempted": 143, "peer_lost": 129, "diverged": 3, "disk_full": 28}
+# Stopped at once by Ctrl-C, without saving: a second one during a run, or one before a run's handlers are in place
+# (loading, building) or during the LR sweep, which keeps no state (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
 # What a collective raises when another worker of the cluster died or stopped answering.
 PEER_ERRORS = (
     tf.errors.UnavailableError,
@@ -59,6 +62,15 @@ class DiskFull(Exception):
         )
 
 
+def error_summary(error):
+    """`Type: what it says` of an error in one line: for TensorFlow's "Graph execution error", the message above its
+    op's line (the first line only says where it was raised)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    op = next((i for i, line in enumerate(lines) if line.startswith("[[")), None)
+    said = lines[op - 1] if op else (lines[0] if lines else "")
+    return f"{type(error).__name__}: {said}"[:300]
+
+
 def is_disk_full(error):
     """Whether `error` (an OSError, or TensorFlow's error for a file write) says the disk is full."""
     return getattr(error, "errno", None) == errno.ENOSPC or "No space left on device" in str(error)
@@ -71,7 +83,9 @@ class Preemption:
     it saves at once; across workers TensorFlow's `PreemptionCheckpointHandler` agrees on the call after which
     all of them save (the one after the call in flight when the first signal came), so their checkpoints match.
     Either way the save is the trainer's own `save(step)` (its checks and clocks included), and then
-    `RunInterrupted` is raised. A second Ctrl-C interrupts at once.
+    `RunInterrupted` is raised. A second Ctrl-C ends the process at once, even inside a compiled call, without
+    saving (exit code 130, `INTERRUPTED`): the workdir is as a `kill -9` leaves it, resumable from its last
+    checkpoint.
     """
 
     def __init__(self, strategy, manager, save):
@@ -80,8 +94,8 @@ class Preemption:
         self._save = save
         self._call = None  # (steps, expected seconds or None) of the call into the loop in flight
         self._previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        self._acknowledged, self._lock, self._handled = False, threading.Lock(), False
-        self._wakeup = _SignalWatcher(self._acknowledge)
+        self._acknowledged, self._lock, self._interrupts = False, threading.Lock(), 0
+        self._wakeup = _SignalWatcher(self._on_delivery)
         self._handler = None
         resolver = getattr(strategy, "cluster_resolver", None)
         cluster = resolver.cluster_spec().jobs if resolver else []  # empty for a single-process MultiWorker...
@@ -125,7 +139,7 @@ class Preemption:
         bound = f", at most about {seconds:.0f} s" if seconds is not None else ""
         logging.warning(
             "%s received: stopping. The call in flight (%d steps%s) finishes, then the run saves a checkpoint "
-            "and exits (a second Ctrl-C stops at once)",
+            "and exits (a second Ctrl-C stops at once, without saving)",
             signal.Signals(signum).name,
             steps,
             bound,
@@ -133,10 +147,23 @@ class Preemption:
 
     def _on_signal(self, signum, frame):
         """Python's handler: it runs only once the compiled call returns (the watcher thread has spoken)."""
-        if self._handled and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self._handled = True
         self._acknowledge(signum)  # in case the watcher has not yet
+
+    def _on_delivery(self, signum):
+        """Each signal as it arrives (from the watcher thread, once per signal): a second Ctrl-C abandons the run
+        at once, whatever the main thread is in; any first signal is acknowledged."""
+        if signum == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts == 2:
+                last = self.manager.latest_checkpoint or "none"
+                logging.error(
+                    "a second Ctrl-C: stopping at once, without saving; the last checkpoint is %s: rerun the same "
+                    "command to resume from it",
+                    last,
+                )
+                logging.flush()
+                os._exit(INTERRUPTED)
+        self._acknowledge(signum)
 
     def save_if_preempted(self, step):
         self._step = step

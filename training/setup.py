@@ -109,7 +109,7 @@ def build(config, prepared, schedule=None, momentum=None):
     )
     if plan.deterministic:  # before the model is built: it chooses the kernels (process-wide)
         tf.config.experimental.enable_op_determinism()
-    if config.xla_cache:
+    if config.xla_cache and compile_cache.enabled_directory():
         logging.info("XLA's compiled programs are kept in %s (config.xla_cache)", compile_cache.enabled_directory())
         if not plan.jit_compile:
             logging.warning("config.xla_cache keeps XLA's programs, but jit_compile is off: there are none to keep")

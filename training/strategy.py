@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -101,8 +102,14 @@ def create_strategy(name, devices="", tpu="", slurm_port_base=8888, cluster_wait
         else:
             resolver = None
         if resolver is not None:
+            check_own_address(resolver)
             with bounded_cluster_wait(resolver, cluster_wait_seconds):
-                return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+                try:
+                    return tf.distribute.MultiWorkerMirroredStrategy(cluster_resolver=resolver)
+                except tf.errors.OpError as error:  # its server did not start after all (the port taken since)
+                    if "Could not start gRPC server" not in str(error):
+                        raise
+                    raise ConfigError(_address_taken(resolver, "TensorFlow could not start its server")) from None
         raise ValueError(
             "strategy 'multi_worker' needs TF_CONFIG describing the cluster or several SLURM tasks (srun): see BUILD.md"
         )
@@ -110,6 +117,28 @@ def create_strategy(name, devices="", tpu="", slurm_port_base=8888, cluster_wait
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)
+
+
+def check_own_address(resolver):
+    """Raises `ConfigError` if this worker's own address in the cluster (TF_CONFIG's, or SLURM's) cannot be bound
+    here: TensorFlow would fail with a long traceback naming no port, while the other workers wait for it."""
+    address = resolver.cluster_spec().task_address(resolver.task_type, resolver.task_id)
+    port = int(address.rpartition(":")[2])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("", port))
+        except OSError as error:
+            raise ConfigError(_address_taken(resolver, error.strerror or str(error))) from None
+
+
+def _address_taken(resolver, reason):
+    address = resolver.cluster_spec().task_address(resolver.task_type, resolver.task_id)
+    who = f"{resolver.task_type} {resolver.task_id}"
+    return (
+        f"this worker ({who} of the cluster) cannot listen on its address {address} ({reason}): another process "
+        f"holds port {address.rpartition(':')[2]}, a second worker started as {who} or another program. Give each "
+        "worker its own index and a free port (TF_CONFIG), or stop the other process"
+    )
 
 
 # The watchdog of `bounded_cluster_wait`: argv = parent pid, seconds, first note, note interval, who, members.

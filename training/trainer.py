@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import logging
 
 import input_pipeline
+from input_pipeline import records
 from training import checkpoints, compile_cache, export, faults, loops, optimization, readout, report, setup
 from training import workdir as workdir_lib
 from training.loops import tta_views
@@ -41,11 +42,12 @@ def train_and_evaluate(config, workdir, strategy=None, command=None):
     chief = is_chief(strategy)
     checkpoint_dir = os.path.join(workdir, "checkpoints" if chief else f"checkpoints_worker{task_id(strategy)}")
     with workdir_lib.claimed(workdir, chief):
-        changes = workdir_lib.check_same_run(workdir, config, bool(tf.train.latest_checkpoint(checkpoint_dir)))
+        # A resume is decided by the checkpoints on disk, once a lost or garbled state file is rewritten from them
+        checkpoints.recover_state_file(checkpoint_dir)
+        changes = workdir_lib.check_same_run(workdir, config, checkpoints.on_disk(checkpoint_dir), chief)
         finished = None if changes else workdir_lib.finished_summary(workdir, config)
-        if finished and finished["status"] != "stopped" and not os.path.exists(os.path.join(workdir, "model.keras")):
-            logging.warning("%s finished but its model.keras is missing: exporting it again", workdir)
-            finished = None  # the run restores its last checkpoint, has no step left to train, and exports
+        if finished and finished["status"] != "stopped" and chief:
+            finished = _repaired(workdir, finished)
         if finished:
             model_path = os.path.join(workdir, "model.keras") if finished["status"] != "stopped" else None
             logging.info(
@@ -58,6 +60,20 @@ def train_and_evaluate(config, workdir, strategy=None, command=None):
         return Training(config, workdir, prepared, checkpoint_dir, changes, command).run()
 
 
+def _repaired(workdir, finished):
+    """`finished` (a run's summary) once what its rerun can repair is: a lost classes.json is written again from
+    the summary; a missing or damaged model.keras gives None (the run restores its last checkpoint, has no step
+    left to train, and exports again)."""
+    damage = export.damage(os.path.join(workdir, "model.keras"))
+    if damage:
+        logging.warning("%s finished but its model.keras is %s: exporting it again", workdir, damage)
+        return None
+    if not os.path.exists(os.path.join(workdir, export.CLASS_NAMES_FILE)):
+        logging.warning("%s finished but its %s is missing: writing it again", workdir, export.CLASS_NAMES_FILE)
+        report.write_json(os.path.join(workdir, export.CLASS_NAMES_FILE), finished["class_names"])
+    return finished
+
+
 class Training:
     """One process's part of a run: built (data, model, optimizer, restored checkpoint, loops), then `run()`."""
 
@@ -66,13 +82,16 @@ class Training:
         self.config, self.workdir, self.strategy, self.chief = config, workdir, strategy, is_chief(strategy)
         self.workers = num_workers(strategy)
         self.clock = report.Clock()
-        run = setup.build(config, prepared)
+        self.built = run = setup.build(config, prepared)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
         self.lookahead = run.lookahead
         logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data))
         if changes:
             logging.warning("continuing %s with a changed config (allow_config_change): %s", workdir, changes)
-        if self.chief:
+        with strategy.scope():
+            self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
+        self.manager = self.restore(strategy, checkpoint_dir)
+        if self.chief:  # only once the restore has succeeded: a refused resume leaves the workdir as it was
             record = {
                 "config": dataclasses.asdict(config),
                 "derived": dataclasses.asdict(self.plan),
@@ -82,10 +101,6 @@ class Training:
             report.write_json(
                 os.path.join(workdir, workdir_lib.CONFIG_FILE), record | _earlier_configs(workdir, changes)
             )
-
-        with strategy.scope():
-            self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
-        self.manager = self.restore(strategy, checkpoint_dir)
         self.log = report.RunLog(os.path.join(workdir, "history.jsonl"), self.chief, self.step)
         self.resident, self.train_input = setup.training_input(config, strategy, self.data, self.batches_consumed)
         self.loops = loops.make_loops(run, self.resident)
@@ -118,7 +133,10 @@ class Training:
         )
         checkpoints.remove_stale_temporaries(checkpoint_dir)
         agree = functools.partial(checkpoints.newest_common_step, strategy) if self.workers > 1 else None
-        manager, restored = checkpoints.restore_newest_readable(checkpoint, checkpoint_dir, max_to_keep=3, agree=agree)
+        shared = None if self.chief else os.path.join(self.workdir, "checkpoints")  # the chief's, if it is here too
+        manager, restored = checkpoints.restore_newest_readable(
+            checkpoint, checkpoint_dir, max_to_keep=3, agree=agree, shared=shared
+        )
         self.step = int(self.optimizer.iterations.numpy())
         if restored:
             logging.info("resumed from %s at step %d", restored, self.step)
@@ -153,7 +171,7 @@ class Training:
             if self.workers == 1:
                 raise
             summary = self.summarize("peer_lost", self.step)
-            reason = f"{type(error).__name__}: {(str(error).splitlines() or [''])[0]}"
+            reason = faults.error_summary(error)
             message = (
                 f"lost a peer worker after step {self.step} ({reason}); the last checkpoint is "
                 f"{self.manager.latest_checkpoint or 'none'}: rerun every worker's command to resume from the "
@@ -194,13 +212,26 @@ class Training:
             num_steps = min(num_steps, most)
         if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
             num_steps = self.resident.prepare_call(self.batches_consumed.numpy(), num_steps)
-        train_loop = self.loops.train
         self.preemption.call_started(num_steps, num_steps * clock.step_seconds if clock.first_call_seconds else None)
         self.reporter.call_started(step, num_steps)
-        clock.time_training(lambda: train_loop(self.train_input, tf.constant(num_steps)), num_steps)
+        try:
+            clock.time_training(
+                lambda: self.compiled(lambda: self.loops.train(self.train_input, tf.constant(num_steps))),
+                num_steps,
+            )
+        except tf.errors.InvalidArgumentError:  # read from disk, an image that does not decode: which one?
+            first = int(self.batches_consumed.numpy())
+            self.name_undecodable(
+                "train",
+                input_pipeline.steps_examples(
+                    self.data.num_train, self.config, first, first + num_steps + input_pipeline.PREFETCH_STEPS
+                ),
+            )
+            raise
         if clock.steady_steps == 0:
             logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
             compile_cache.check_written(self.config, self.plan.jit_compile)
+            compile_cache.seal()
         self.batches_consumed.assign_add(num_steps)
         self.step = int(self.optimizer.iterations.numpy())  # fewer than the batches if mixed_float16 skipped a step
         self.reporter.call_ended(self.step)
@@ -217,21 +248,56 @@ class Training:
     def evaluate(self, step, final=False):
         """Evaluates with the config's test-time augmentation (during training only if `eval_tta_at` is
         "every"); the final evaluation also records the plain accuracy beside it."""
-        loops, config = self.loops, self.config
-        tta = loops.eval_plain is not None and (final or config.eval_tta_at == "every")
+        config = self.config
+        tta = self.loops.eval_plain is not None and (final or config.eval_tta_at == "every")
         record = {"step": step, "epoch": step / self.plan.steps_per_epoch}
         with self.clock.evaluating(), self.ema_weights():
             if tta:
-                record |= self._evaluated(loops.eval, "", views=tta_views(config))
+                record |= self._evaluated("eval", "", views=tta_views(config))
             if not tta or final:
-                record |= self._evaluated(loops.eval_plain or loops.eval, "plain_" if tta else "", views=1)
+                record |= self._evaluated("eval_plain" if tta else "eval", "plain_" if tta else "", views=1)
+        compile_cache.seal()  # the evaluation's programs, if it compiled them
         if not math.isfinite(record["loss"]):
             raise self.diverged(step, "the evaluation loss is not finite")
         self.log.add("eval", record | self.clock.totals())
         self.reporter.evaluation(step, record)
 
-    def _evaluated(self, eval_loop, prefix, views):
-        eval_loop(iter(self.eval_data), tf.constant(self.eval_steps))
+    def compiled(self, call):
+        """`call()`, a compiled loop's; if a damaged program in the XLA cache stops it, the cache's folder is set
+        aside, the loops traced anew (a new trace has a new name: XLA remembers the failed one's load) and the
+        input read again from the data position (nothing of the step ran but the read of a batch), and the call
+        is made again."""
+        try:
+            return call()
+        except compile_cache.damage_errors() as error:
+            if not compile_cache.set_aside_if_damaged(self.config, error):
+                raise
+            self.loops = loops.make_loops(self.built, self.resident)
+            if self.resident is None:
+                self.train_input = setup.training_input(self.config, self.strategy, self.data, self.batches_consumed)[1]
+            return call()
+
+    def name_undecodable(self, split, examples):
+        """Raises the `DatasetError` that names the first of `examples` (indices of the training or evaluation
+        split, `split`) whose image does not decode, if the data is read from disk and one does not: TensorFlow's
+        decoding error names no file."""
+        if self.data.in_memory:
+            return
+        found = records.first_undecodable(self.data.train if split == "train" else self.data.eval, examples)
+        if found:
+            name, reason = found
+            raise input_pipeline.DatasetError(
+                f"{self.data.name}: cannot decode {name} ({reason}): fix or remove it, or skip such images with "
+                "--config.skip_bad_images=True"
+            )
+
+    def _evaluated(self, which, prefix, views):
+        """The loss and accuracy of the evaluation loop `which` ("eval" or "eval_plain"), named with `prefix`."""
+        try:
+            self.compiled(lambda: getattr(self.loops, which)(iter(self.eval_data), tf.constant(self.eval_steps)))
+        except tf.errors.InvalidArgumentError:
+            self.name_undecodable("eval", range(self.data.num_eval))
+            raise
         loss, accuracy = self.loops.eval_sums.result_and_reset()
         return {f"{prefix}loss": loss, f"{prefix}accuracy": accuracy, f"{prefix}views": views}
 

@@ -42,6 +42,7 @@ RESUMABLE_FIELDS = frozenset(
         "allow_config_change",
         "trial",
         "lr_find",
+        "lr_tune",
     }
 )
 
@@ -138,14 +139,23 @@ def claim(workdir, chief):
     return lock
 
 
-def check_same_run(workdir, config, resuming):
+def check_same_run(workdir, config, resuming, chief=True):
     """Refuses to resume `workdir` with a config that changes the run, unless `config.allow_config_change`.
 
-    `resuming`: the workdir holds a checkpoint of the run recorded in its config.json. Returns the changed
-    fields as {field: (recorded, new)} (empty when nothing that matters changed).
+    `resuming`: the workdir holds checkpoints (on disk, whatever its state file says). On the chief, checkpoints
+    without the config.json that says what made them are refused too: nothing could tell another config from
+    the same. Returns the changed fields as {field: (recorded, new)} (empty when nothing that matters changed).
     """
     path = os.path.join(workdir, CONFIG_FILE)
-    if not resuming or not os.path.exists(path):
+    if not resuming:
+        return {}
+    if not os.path.exists(path):
+        if chief and not config.allow_config_change:
+            raise WorkdirError(
+                f"workdir {workdir!r} holds checkpoints but no {CONFIG_FILE}, so whether they are this config's "
+                f"cannot be checked: restore {path}, start a fresh run with another --workdir, or continue these "
+                "checkpoints with this config on purpose with --config.allow_config_change=True"
+            )
         return {}
     # a field the record lacks was added since it was written, with a default that keeps the old behaviour
     recorded = _with_defaults(read_json(path)["config"], _as_recorded(type(config)()))

@@ -51,8 +51,15 @@ def to_threshold(runs, threshold, price_per_hour=0.0):
 
 
 def common_threshold(trials):
-    """The comparison's default threshold: the lowest of the arms' mean (over seeds) best accuracies."""
-    return min(float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])) for runs in trials.values())
+    """The comparison's default threshold: the lowest of the arms' mean (over seeds) best accuracies, of the runs
+    that did not diverge (a diverged run would pull it down to nothing: its arm is marked in the table instead).
+    None when every run diverged."""
+    means = [
+        float(np.mean([run["best_eval_accuracy"] or 0.0 for run in kept]))
+        for runs in trials.values()
+        if (kept := [run for run in runs if run.get("status") != "diverged"])
+    ]
+    return min(means, default=None)
 
 
 def mean_curve(runs, kind, key):

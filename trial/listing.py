@@ -49,7 +49,7 @@ def find(root):
 def _row(folder, kind, record, recorded):
     """One row: the record's status, config, epochs, accuracy, training seconds and command."""
     if kind in ("summary", "unfinished"):
-        return _run_row(folder, record, recorded)
+        return _run_row(folder, record, recorded, unreadable=kind == "summary" and record is None)
     if record is None:
         return (folder, kind, f"{kind}.json unreadable", "", "", "", "", "")
     config = record["config"]
@@ -79,10 +79,12 @@ def _row(folder, kind, record, recorded):
     return (folder, "lr_find", "swept", name, "", found, "", command)
 
 
-def _run_row(folder, summary, recorded):
+def _run_row(folder, summary, recorded, unreadable=False):
     config = (recorded or {}).get("config", {})
     command = (recorded or {}).get("command", "")
     name = _name(config) if config else ""
+    if unreadable:
+        return (folder, "run", "summary.json unreadable", name, "", "", "", command)
     if summary is None:
         return (folder, "run", "no summary: running or killed", name, "", "", "", command)
     epochs = f"{summary['epochs']:.2f}" + (f"/{config['epochs']:g}" if "epochs" in config else "")

@@ -128,12 +128,18 @@ def best(candidates):
     return max(candidates, key=lambda candidate: (candidate["holdout_accuracy_mean"], -candidate["max_lr"]))
 
 
+def _sweeping(recorded):
+    """A recorded config without the fields the sweep does not read (the tune's own and the trial's)."""
+    return {field: value for field, value in recorded.items() if field not in ("lr_tune", "trial")}
+
+
 def _sweep(config, workdir, strategy):
     """The LR range test of `config` in `workdir`: read back if it already ran there with this config."""
     path = os.path.join(workdir, "lr_find.json")
     if os.path.exists(path):
         record = read_json(path)
-        if record["config"] == json.loads(json.dumps(dataclasses.asdict(config))):
+        asked = json.loads(json.dumps(dataclasses.asdict(config)))
+        if _sweeping(record["config"]) == _sweeping(asked):
             logging.info("lr_tune: the LR range test already ran in %s; reading it back", workdir)
             return record
         logging.info("lr_tune: the LR range test in %s ran another config; sweeping again", workdir)

@@ -22,7 +22,7 @@ from training.faults import RunInterrupted
 from training.optimization import schedule_curves
 from training.plan import peak_lr
 from training.strategy import from_config, is_chief
-from training.workdir import finished_summary, read_json
+from training.workdir import check_same_run, finished_summary, read_json
 from trial import aggregate, plots, tables
 
 
@@ -47,11 +47,12 @@ def run_trial(config, workdir, strategy=None, command=None):
     for index in range(config.trial.runs):
         seed = config.seed + index
         run_dir = os.path.join(workdir, f"seed{seed}")
-        summary = finished_summary(run_dir, config) or _diverged_summary(run_dir)
+        seeded = dataclasses.replace(config, seed=seed)
+        summary = _ended_summary(run_dir, seeded, is_chief(strategy))
         if summary is None:
             logging.info("trial %s: run %d of %d (seed %d) in %s", workdir, index + 1, config.trial.runs, seed, run_dir)
             try:
-                summary = trainer.train_and_evaluate(dataclasses.replace(config, seed=seed), run_dir, strategy, command)
+                summary = trainer.train_and_evaluate(seeded, run_dir, strategy, command)
             except RunInterrupted as interrupted:
                 if interrupted.status != "diverged":
                     raise
@@ -78,18 +79,24 @@ def run_trial(config, workdir, strategy=None, command=None):
     return record
 
 
-def _diverged_summary(run_dir):
-    """The summary of a run that diverged in `run_dir`, or None: rerunning it would diverge again, so a resumed
-    trial keeps it as the run's result."""
+def _ended_summary(run_dir, config, chief):
+    """The summary of the run that ended in `run_dir` as `config` asks (finished, or diverged: rerunning it would
+    diverge again), or None if it has to run. A run of another config is refused, as its resume would be
+    (`workdir.check_same_run`): a trial rerun with a changed config never reports the old config's runs as the
+    new one's."""
     path = os.path.join(run_dir, "summary.json")
-    summary = read_json(path) if os.path.exists(path) else None
-    return summary if summary and summary["status"] == "diverged" else None
+    if not os.path.exists(path):
+        return None
+    check_same_run(run_dir, config, resuming=True, chief=chief)
+    summary = read_json(path)
+    return summary if summary["status"] == "diverged" else finished_summary(run_dir, config)
 
 
 def run_comparison(config, workdir, strategy=None, command=None):
     """Runs each of `config.trial.arms` as a trial over the same seeds, then compares them at a common threshold.
 
-    The threshold is `config.trial.threshold`, or else the lowest of the arms' mean best accuracies; for each
+    The threshold is `config.trial.threshold`, or else the lowest of the arms' mean best accuracies (of their runs
+    that did not diverge: each arm's diverged runs are counted in its row); for each
     arm: epochs and seconds to first reach it (mean over the runs that did) and their ratio to the first arm's.
     """
     arms = arm_configs(config)
@@ -98,7 +105,7 @@ def run_comparison(config, workdir, strategy=None, command=None):
         name: run_trial(arm, os.path.join(workdir, arm_folder(name)), strategy, command) for name, arm in arms.items()
     }
     runs = {name: record["runs"] for name, record in trials.items()}
-    threshold = config.trial.threshold or aggregate.common_threshold(runs)
+    threshold = config.trial.threshold or aggregate.common_threshold(runs) or 1.0  # 1.0: every run diverged
     # Each arm's aggregate, with the figures at the common threshold in place of those at its own target.
     rows = [
         {"arm": name} | trials[name]["aggregate"] | aggregate.to_threshold(runs[name], threshold) for name in trials
@@ -110,7 +117,9 @@ def run_comparison(config, workdir, strategy=None, command=None):
             row[f"{key}_ratio_to_first_arm"] = mine / theirs if mine is not None and theirs else None
     record = {
         "threshold": threshold,
-        "threshold_rule": "config.trial.threshold" if config.trial.threshold else "lowest mean best accuracy",
+        "threshold_rule": "config.trial.threshold"
+        if config.trial.threshold
+        else "lowest mean best accuracy, of the runs that did not diverge",
         "arms": rows,  # in the config's order: the first is the reference of the ratios
         "config": dataclasses.asdict(config),
         "environment": environment(strategy, config),

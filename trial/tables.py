@@ -106,7 +106,7 @@ def comparison_markdown(title, record):
             _row(
                 [
                     f"`{row['arm']}`",
-                    row["runs"],
+                    f"{row['runs']} ({row['diverged']} diverged)" if row.get("diverged") else row["runs"],
                     f"{_pct(row['final_accuracy_mean'])} ± {_pct(row['final_accuracy_std'])}",
                     *plain,
                     _interval(row["race"]),
