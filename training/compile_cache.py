@@ -29,6 +29,7 @@ import time
 from absl import logging
 
 from configs.base import ConfigError
+from training.workdir import make_writable
 
 FLAG = "--tf_xla_persistent_cache_directory"
 
@@ -52,11 +53,7 @@ def enable(path):
     every run whose new programs it cannot write (`prepare` then warns, and the run compiles without it). Only
     effective before TensorFlow's runtime reads its flags: train.py calls it while it parses its own flags."""
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, f".write_probe_{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        make_writable(path)
     except OSError as error:
         _UNWRITABLE[path] = error.strerror or str(error)
         return

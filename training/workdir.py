@@ -102,16 +102,21 @@ def check_local(workdir):
         )
 
 
+def make_writable(folder):
+    """Makes `folder` (and its parents) and proves a file can be written there; raises OSError if not."""
+    os.makedirs(folder, exist_ok=True)
+    probe = os.path.join(folder, f".write_probe_{os.getpid()}")
+    with open(probe, "w") as f:
+        f.write("ok")
+    os.remove(probe)
+
+
 def claim(workdir, chief):
     """Creates `workdir`, proves it writable, and on the chief locks it: returns the open lock file (closing it
     releases the lock), or None on other workers."""
     check_local(workdir)
     try:
-        os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, f".write_probe_{os.getpid()}")
-        with open(probe, "w") as f:
-            f.write("ok")
-        os.remove(probe)
+        make_writable(workdir)
     except OSError as error:
         raise WorkdirError(f"workdir {workdir!r} is not writable ({error.strerror}): use another --workdir") from None
     if not chief:
