@@ -104,11 +104,12 @@ class Config:
     batch_size: int = 512  # global, over all replicas and workers
     # the schedule's length; steps = floor(epochs * floor(train examples / batch_size)): fractions allowed (9.9)
     epochs: float = 24
-    # "sgd", "nesterov", "adam", "adamw", "rmsprop" (configs/registry.py's OPTIMIZERS), or your own module:attribute
+    # "sgd", "nesterov", "adam", "adamw", "rmsprop", "muon" (configs/registry.py's OPTIMIZERS), or your own
+    # module:attribute
     optimizer: str = "nesterov"
     lr: float = 0.4  # peak learning rate at batch size `lr_reference_batch`
     lr_reference_batch: int = 512  # max_lr = lr * batch_size / lr_reference_batch
-    # "onecycle", a baseline ("constant", "step", "warmup_cosine"), or your own module:attribute
+    # "onecycle", a baseline ("constant", "step", "warmup_cosine", "linear_decay"), or your own module:attribute
     schedule: str = "onecycle"
     # 1Cycle (schedule="onecycle"): PyTorch OneCycleLR's parameters; momentum cycles max -> base -> max
     pct_start: float = 0.25  # fraction of the run spent warming up (a fraction, not a percentage)
@@ -130,9 +131,14 @@ class Config:
     # PyTorch's coupled g += weight_decay * w), the form the recipes we port were tuned in (onecycle.SGD)
     momentum_form: str = "keras"
     # Learning-rate multipliers by variable kind, "kind=factor": kinds are norm_bias, norm_scale (normalisation
-    # layers' offsets and scales), bias and kernel (everything else). airbench: ("norm_bias=64",)
+    # layers' offsets and scales), bias (other 1-D), kernel (2-D: dense) and filter (convolutions'). airbench:
+    # ("norm_bias=64",)
     lr_multipliers: tuple[str, ...] = ()
     whiten_bias_epochs: float = 0.0  # > 0: stop training the whitening stem's bias after this (airbench94: 3)
+    # optimizer="muon" (onecycle.Muon): the convolution filters' momentum and decoupled weight decay (per unit of
+    # rate); the other variables take momentum and weight_decay, as onecycle.SGD in PyTorch's form
+    muon_momentum: float = 0.655
+    muon_weight_decay: float = 0.0
     label_smoothing: float = 0.2  # 0: none
 
     # Distribution and precision

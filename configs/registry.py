@@ -35,12 +35,14 @@ OPTIMIZERS = {
     "adam": "training.optimization:adam",
     "adamw": "training.optimization:adamw",
     "rmsprop": "training.optimization:rmsprop",
+    "muon": "training.optimization:muon",
 }
 SCHEDULES = {
     "onecycle": "onecycle.schedule:OneCycle",
     "constant": "training.optimization:constant",
     "step": "training.optimization:step",
     "warmup_cosine": "onecycle.baselines:WarmupCosine",
+    "linear_decay": "onecycle.baselines:LinearDecay",
 }
 AUGMENTATIONS = {  # batch-wise, after the built-in crop, flip and cutout: fn(images, seed) -> images
     "jitter": "input_pipeline.augmentations:jitter",

@@ -27,7 +27,7 @@ CHOICES = {
     "momentum_form": ("keras", "pytorch"),
     "eval_tta_at": ("every", "end"),
 }
-VARIABLE_KINDS = ("norm_bias", "norm_scale", "bias", "kernel")  # training.optimization.variable_kind's
+VARIABLE_KINDS = ("norm_bias", "norm_scale", "bias", "kernel", "filter")  # training.optimization.variable_kinds
 POSITIVE = (
     "batch_size",
     "epochs",
@@ -146,6 +146,11 @@ def _check_ranges(config):
         _fail(
             "--config.lookahead_every_steps and --config.ema_momentum each keep a moving average of the weights "
             "(Lookahead writes it back into them, Keras's EMA only evaluates it): use one of them"
+        )
+    if not 0 <= config.muon_momentum < 1 or config.muon_weight_decay < 0:
+        _fail(
+            f"--config.muon_momentum must be in [0, 1) and --config.muon_weight_decay >= 0, got "
+            f"{config.muon_momentum} and {config.muon_weight_decay}"
         )
     if not 0 <= config.label_smoothing < 1:
         _fail(f"--config.label_smoothing must be in [0, 1) (0: none), got {config.label_smoothing}")

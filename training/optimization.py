@@ -81,18 +81,26 @@ def rmsprop(learning_rate, momentum, weight_decay, use_ema, ema_momentum):
     return onecycle.RMSprop(learning_rate, momentum=momentum, **_common(weight_decay, use_ema, ema_momentum))
 
 
+def muon(learning_rate, momentum, weight_decay, use_ema, ema_momentum, muon_momentum, muon_weight_decay, total_steps):
+    """ "muon": `onecycle.Muon`, Muon for convolution filters (at the schedule's rate, `muon_momentum`,
+    `muon_weight_decay`) and PyTorch's Nesterov SGD for the rest (`momentum`, coupled `weight_decay`, their rate
+    set by `lr_multipliers`)."""
+    common = _common(weight_decay, use_ema, ema_momentum)
+    return onecycle.Muon(learning_rate, momentum, muon_momentum, muon_weight_decay, total_steps, **common)
+
+
 def _common(weight_decay, use_ema, ema_momentum):
     """Keras's optimizer arguments that every built-in takes alike."""
     return {"weight_decay": weight_decay} | ({"use_ema": True, "ema_momentum": ema_momentum} if use_ema else {})
 
 
-def create_optimizer(config, model, schedule, momentum=None, whiten_bias_freeze_step=0, spec=None):
+def create_optimizer(config, model, schedule, momentum=None, whiten_bias_freeze_step=0, spec=None, total_steps=None):
     """`config.optimizer` (configs/registry.py, or the user's own) following `schedule`, loss-scaled under
     mixed_float16.
 
     The optimizer is called with the arguments it names (`registry.call_with`): `learning_rate` (the schedule),
     `momentum` (`momentum`, default `config.max_momentum`: onecycle's optimizers cycle it under 1Cycle whatever
-    is given; a stock Keras one holds it), `use_ema`, and any config field by its name (`weight_decay`,
+    is given; a stock Keras one holds it), `use_ema`, `total_steps`, and any config field by its name (`weight_decay`,
     `ema_momentum`, `momentum_form`...). Weight decay skips biases and normalisation weights (unless
     `config.decay_biases_and_norms`). `config.lr_multipliers` scale the rate by variable kind (`variable_kinds`);
     from `whiten_bias_freeze_step` (> 0) on, the whitening bias of the model (`spec`, a `models.ModelSpec`) is
@@ -101,6 +109,7 @@ def create_optimizer(config, model, schedule, momentum=None, whiten_bias_freeze_
     factory = registry.resolve("optimizer", config.optimizer)
     run_values = {
         "learning_rate": schedule,
+        "total_steps": total_steps,
         "momentum": config.max_momentum if momentum is None else momentum,
         "use_ema": bool(config.ema_momentum),
         "weight_decay": config.weight_decay or None,
@@ -139,8 +148,8 @@ NORMALIZATIONS = (keras.layers.BatchNormalization, keras.layers.LayerNormalizati
 
 def variable_kinds(model):
     """{kind: trainable variables} by `configs.validation.VARIABLE_KINDS`: a normalisation layer's offset
-    ("norm_bias", BatchNorm's beta) and scale ("norm_scale", gamma); any other 1-D variable is a "bias", the
-    rest are "kernel"s."""
+    ("norm_bias", BatchNorm's beta) and scale ("norm_scale", gamma); any other 1-D variable is a "bias", a 2-D
+    one a "kernel" (a dense layer's), the rest "filter"s (convolutions')."""
     kinds = {kind: [] for kind in VARIABLE_KINDS}
     normalisation = {}
     for layer in model._flatten_layers(include_self=False):
@@ -149,7 +158,8 @@ def variable_kinds(model):
                 if getattr(layer, name, None) is not None:
                     normalisation[id(getattr(layer, name))] = kind
     for variable in model.trainable_variables:
-        kind = normalisation.get(id(variable)) or ("bias" if len(variable.shape) <= 1 else "kernel")
+        rank = len(variable.shape)
+        kind = normalisation.get(id(variable)) or ("bias" if rank <= 1 else "kernel" if rank == 2 else "filter")
         kinds[kind].append(variable)
     return kinds
 

@@ -129,7 +129,9 @@ def build(config, prepared, schedule=None, momentum=None):
     spec = prepared.spec
     with strategy.scope():
         model = spec.create(data.image_shape, data.num_classes, config.sync_batch_norm, config.width)
-        optimizer = create_optimizer(config, model, schedule, momentum, plan.whiten_bias_freeze_step, spec)
+        optimizer = create_optimizer(
+            config, model, schedule, momentum, plan.whiten_bias_freeze_step, spec, plan.total_steps
+        )
         optimizer.build(model.trainable_variables)
         if spec.init_from_images:
             images = input_pipeline.normalise(data.train_images[initialisation_sample(data.num_train)], data)
