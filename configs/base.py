@@ -91,6 +91,10 @@ class Config:
     holdout: float = 0.0
     augmentation: Augmentation = dataclasses.field(default_factory=Augmentation)
     augment_on_device: bool = False  # augment inside the compiled step on the accelerator, not in tf.data
+    # Progressive resizing: the training images' side in pixels for each epoch, the last held (fulcrum's record:
+    # (24, 24, 24, 28, 28, 28, 32)); each batch is resized (bilinear) after its augmentation, inside the compiled
+    # step, each size its own compiled program; evaluation keeps the dataset's size. () : no resizing
+    resize_schedule: tuple[int, ...] = ()
     # Keep the whole uint8 training set on each replica's device and gather, normalise and augment every batch
     # inside the compiled step (airbench's trick): no input pipeline, the same batches as the tf.data path
     data_on_device: bool = False

@@ -168,6 +168,8 @@ def _check_ranges(config):
     augmentation = config.augmentation
     if augmentation.alternate_flip and not augmentation.flip:
         _fail("--config.augmentation.alternate_flip chooses how images are flipped: set augmentation.flip=True too")
+    if any(size < 1 for size in config.resize_schedule):
+        _fail(f"--config.resize_schedule holds a side in pixels per epoch, each >= 1, got {config.resize_schedule}")
     if augmentation.crop_padding < 0 or augmentation.cutout < 0:
         _fail(f"--config.augmentation's crop_padding and cutout must be >= 0 (0: off), got {augmentation}")
 
@@ -251,6 +253,12 @@ def check_model_spec(config, spec):
         _fail(
             f"--config.whiten_bias_epochs={config.whiten_bias_epochs:g} freezes a whitening stem's bias, but "
             f"--config.model={config.model} has none: use airbench94, or whiten_bias_epochs=0"
+        )
+    if config.resize_schedule and not spec.any_input_size:
+        _fail(
+            f"--config.model={config.model} takes images of one size (no global pool before its head), but "
+            f"--config.resize_schedule={config.resize_schedule} trains on several: use a model whose ModelSpec "
+            "says any_input_size (airbench, airbench94, airbench_speedrun, resnet9), or resize_schedule=()"
         )
     if not spec.scales_with_width and config.width != 1.0:
         _fail(f"--config.model={config.model} has a fixed width: set --config.width=1.0, got {config.width}")

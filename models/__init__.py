@@ -85,6 +85,12 @@ MODELS = {
         whitening_bias="whiten_bias",
         any_input_size=True,
     ),
+    "airbench_speedrun": ModelSpec(
+        _imported("models.airbench", "airbench_speedrun"),
+        init_from_images=_imported("models.airbench", "whiten_from_data"),
+        whitening_bias="whiten_bias",
+        any_input_size=True,
+    ),
     "airbench94_without_dirac": ModelSpec(
         _imported("models.airbench", "airbench94_without_dirac"),
         init_from_images=_imported("models.airbench", "whiten_from_data"),

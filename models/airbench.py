@@ -11,6 +11,11 @@ BN -> GELU -> conv -> BN -> GELU, a global max-pool and a linear head scaled by 
 - BatchNorm without scale (airbench freezes it at 1), momentum 0.6 and epsilon 1e-12.
 The rest of airbench94's recipe is the trainer's, each a config switch (configs/cifar10_airbench.py uses them
 all): `lr_multipliers`, `whiten_bias_epochs`, `lookahead_every_steps`, `eval_translate`, `alternate_flip`.
+
+`airbench_speedrun`: airbench94 as the Muon records change it (hiverge/cifar10-speedrun, fulcrum's E1): SiLU in
+the blocks, BatchNorm momentum 0.5566, a head of unit-variance weights with logits divided by 256
+(configs/cifar10_speedrun.py). Each of these nets ends in a global max-pool, so one model takes images of any
+size: what progressive resizing needs (`config.resize_schedule`).
 """
 
 import keras
@@ -23,7 +28,7 @@ WHITENING_EPSILON = 5e-4
 
 def airbench(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     """`width` scales every block's channels (1.0: 64-256-256)."""
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input((None, None, input_shape[-1]))  # any size: a global pool before the head
     x = keras.layers.Conv2D(24, 2, padding="valid", use_bias=True)(inputs)
     x = keras.layers.Activation("gelu")(x)
     for channels in _widths(width):
@@ -35,33 +40,60 @@ def airbench(input_shape, num_classes, sync_batch_norm=False, width=1.0):
     return keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench")
 
 
-def airbench94(input_shape, num_classes, sync_batch_norm=False, width=1.0, dirac=True):
+def airbench94(
+    input_shape,
+    num_classes,
+    sync_batch_norm=False,
+    width=1.0,
+    dirac=True,
+    activation="gelu",
+    norm_momentum=0.6,
+    logit_scale=1 / 9,
+    head_initializer="glorot_uniform",
+):
     """airbench with a whitening stem (call `whiten_from_data` before training), dirac-initialised convolutions
     (unless `dirac=False`: the ablation's step before them) and scale-free BatchNorm; `width` scales the blocks'
-    channels (1.0: 64-256-256)."""
+    channels (1.0: 64-256-256). The rest are the later records' changes (`airbench_speedrun`)."""
 
     def norm(x):
-        return keras.layers.BatchNormalization(momentum=0.6, epsilon=1e-12, scale=False, synchronized=sync_batch_norm)(
-            x
-        )
+        return keras.layers.BatchNormalization(
+            momentum=norm_momentum, epsilon=1e-12, scale=False, synchronized=sync_batch_norm
+        )(x)
 
     def conv(x, channels):
         return keras.layers.Conv2D(channels, 3, padding="same", use_bias=False)(x)
 
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input((None, None, input_shape[-1]))  # any size: a global pool before the head
     stem_channels = 2 * input_shape[-1] * 2 * 2  # each whitening filter and its negative
     x = keras.layers.Conv2D(stem_channels, 2, padding="valid", use_bias=False, trainable=False, name="whiten")(inputs)
-    x = keras.layers.Activation("gelu")(Bias(name="whiten_bias")(x))
+    x = keras.layers.Activation("gelu")(Bias(name="whiten_bias")(x))  # GELU here in every record
     for channels in _widths(width):
         x = keras.layers.MaxPooling2D()(conv(x, channels))
-        x = keras.layers.Activation("gelu")(norm(x))
-        x = keras.layers.Activation("gelu")(norm(conv(x, channels)))
+        x = keras.layers.Activation(activation)(norm(x))
+        x = keras.layers.Activation(activation)(norm(conv(x, channels)))
     x = keras.layers.GlobalMaxPooling2D()(x)
-    model = keras.Model(inputs, scaled_logits(x, num_classes, 1 / 9), name="airbench94")
+    logits = scaled_logits(x, num_classes, logit_scale, head_initializer)
+    model = keras.Model(inputs, logits, name="airbench94" if activation == "gelu" else "airbench_speedrun")
     for layer in model.layers:
         if dirac and isinstance(layer, keras.layers.Conv2D) and layer.kernel_size == (3, 3):
             _dirac(layer.kernel)
     return model
+
+
+def airbench_speedrun(input_shape, num_classes, sync_batch_norm=False, width=1.0):
+    """The net of the Muon records (hiverge/cifar10-speedrun, fulcrum's E1): airbench94's, with SiLU in the
+    blocks, BatchNorm momentum 0.5566, and a head of unit-variance weights whose logits are divided by 256."""
+    unit_uniform = keras.initializers.RandomUniform(-np.sqrt(3.0), np.sqrt(3.0))  # U(-a, a) has std a / sqrt(3)
+    return airbench94(
+        input_shape,
+        num_classes,
+        sync_batch_norm,
+        width,
+        activation="silu",
+        norm_momentum=0.5566,
+        logit_scale=1 / 256,
+        head_initializer=unit_uniform,
+    )
 
 
 def airbench94_without_dirac(input_shape, num_classes, sync_batch_norm=False, width=1.0):

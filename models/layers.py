@@ -15,7 +15,7 @@ def conv_bn(x, filters, synchronized, activation="relu"):
     return keras.layers.Activation(activation)(x)
 
 
-def scaled_logits(x, num_classes, scale):
+def scaled_logits(x, num_classes, scale, initializer="glorot_uniform"):
     """A bias-free linear head multiplied by `scale`, computed in float32 whatever the precision policy."""
-    x = keras.layers.Dense(num_classes, use_bias=False, dtype="float32")(x)
+    x = keras.layers.Dense(num_classes, use_bias=False, dtype="float32", kernel_initializer=initializer)(x)
     return keras.layers.Rescaling(scale, dtype="float32")(x)

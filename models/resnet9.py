@@ -18,7 +18,7 @@ def resnet9(input_shape, num_classes, sync_batch_norm=False, width=1.0):
         return keras.layers.Add()([x, y])
 
     width = round(64 * width)
-    inputs = keras.Input(input_shape)
+    inputs = keras.Input((None, None, input_shape[-1]))  # any size: a global pool before the head
     x = conv_bn(inputs, width, sync_batch_norm)
     x = keras.layers.MaxPooling2D()(conv_bn(x, 2 * width, sync_batch_norm))
     x = residual(x, 2 * width)

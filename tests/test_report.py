@@ -30,7 +30,9 @@ def clock(monkeypatch):
 def test_the_clock_books_compilation_apart_and_counts_on_over_restarts(clock):
     clock, now = clock
     now.now += 5.0  # loading the data
-    clock.data_prepared()
+    clock.data_loaded()
+    now.now += 1.5  # building the model and the input pipelines
+    clock.prepared()
 
     def steps(seconds):
         return lambda: setattr(now, "now", now.now + seconds)
@@ -42,8 +44,9 @@ def test_the_clock_books_compilation_apart_and_counts_on_over_restarts(clock):
     totals = clock.totals()
     assert totals["train_seconds"] == pytest.approx(4.4)  # 11 steps at the steady rate, as airbench counts
     assert totals["compile_seconds"] == pytest.approx(11.6)  # the first call less one step
-    assert (totals["data_seconds"], totals["eval_seconds"], totals["wall_seconds"]) == (5.0, 3.0, 24.0)
-    assert totals["dawnbench_seconds"] == 21.0 and totals["processes"] == 1
+    assert (totals["data_seconds"], totals["eval_seconds"], totals["wall_seconds"]) == (5.0, 3.0, 25.5)
+    assert totals["dawnbench_seconds"] == 22.5 and totals["processes"] == 1
+    assert totals["prepare_seconds"] == 1.5 and totals["record_seconds"] == pytest.approx(1.5 + 4.4)
     assert clock.step_seconds == pytest.approx(0.4) and clock.images_per_second(512) == pytest.approx(1280)
 
     clock.carry()  # a checkpoint; a new process restores it and adds its own time
@@ -54,9 +57,14 @@ def test_the_clock_books_compilation_apart_and_counts_on_over_restarts(clock):
     restarted.time_training(steps(2.0), 1)  # its only call: with no steady rate yet, all of it counts as training
     again = restarted.totals()
     assert again["processes"] == 2 and again["compile_seconds"] == pytest.approx(11.6)
-    assert again["train_seconds"] == pytest.approx(4.4 + 2.0) and again["wall_seconds"] == pytest.approx(24.0 + 2.0)
+    assert again["train_seconds"] == pytest.approx(4.4 + 2.0) and again["wall_seconds"] == pytest.approx(25.5 + 2.0)
     restarted.time_training(steps(1.0), 5)  # then 0.2 s a step: the first call was compilation and one step
     assert restarted.totals()["compile_seconds"] == pytest.approx(11.6 + 1.8)
+    restarted.time_training(steps(3.0), 1, compiling=True)  # a new image size: compiled anew, booked apart
+    restarted.time_training(steps(2.0), 10)  # the steady rate stays 0.2 s a step
+    totals = restarted.totals()
+    assert totals["compile_seconds"] == pytest.approx(11.6 + 1.8 + 2.8) and restarted.step_seconds == pytest.approx(0.2)
+    assert totals["train_seconds"] == pytest.approx(4.4 + 0.2 * (1 + 5 + 1 + 10))
 
 
 def test_the_summary_names_the_final_best_and_first_evaluation_at_the_target(clock):

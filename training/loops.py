@@ -76,7 +76,7 @@ def tta_views(config):
 class Loops(NamedTuple):
     """The compiled loops of a run and the sums they accumulate into."""
 
-    train: object  # train(train_input, num_steps): num_steps training steps
+    train: object  # train(train_input, num_steps, side=None): num_steps training steps, images resized to `side`
     eval: object  # eval(iterator, num_steps): num_steps evaluation steps, with the config's test-time augmentation
     train_sums: Sums
     eval_sums: Sums
@@ -103,9 +103,11 @@ def make_loops(run, resident=None):
     def per_example_loss(labels, logits):
         return loss_fn(tf.one_hot(labels, num_classes), tf.cast(logits, tf.float32))
 
-    def forward_backward(images, labels, augmentation_seed=None):
+    def forward_backward(images, labels, augmentation_seed=None, side=None):
         if augmentation_seed is not None:  # inside the XLA cluster when compiled, where no seed waits on the host
             images = augment(images, augmentation_seed, config.augmentation)
+        if side is not None:  # progressive resizing: the whole scene downsampled, after its augmentation
+            images = tf.image.resize(images, (side, side), method="bilinear", antialias=False)
         with tf.GradientTape() as tape:
             logits = model(images, training=True)
             losses = per_example_loss(labels, logits)
@@ -124,14 +126,14 @@ def make_loops(run, resident=None):
         predict = tf.function(predict, jit_compile=True)
         predict_plain = tf.function(predict_plain, jit_compile=True)
 
-    def train_step(images, labels):
+    def train_step(images, labels, side=None):
         seed = None
         if config.augment_on_device:
             context = tf.distribute.get_replica_context()
             replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
             step = tf.cast(optimizer.iterations, tf.int64)
             seed = tf.stack([tf.constant(config.seed, tf.int64), step * context.num_replicas_in_sync + replica])
-        gradients, losses, logits = forward_backward(images, labels, seed)
+        gradients, losses, logits = forward_backward(images, labels, seed, side)
         optimizer.apply(gradients, model.trainable_variables)
         train_sums.add(losses, logits, labels, tf.ones_like(losses))
 
@@ -147,17 +149,18 @@ def make_loops(run, resident=None):
 
         return eval_loop
 
-    def resident_train_step(step):
+    def resident_train_step(step, side=None):
         images, labels = resident.batch(step, tf.distribute.get_replica_context().replica_id_in_sync_group)
-        train_step(images, labels)
+        train_step(images, labels, side)
 
     @tf.function
-    def train_loop(train_input, num_steps):
+    def train_loop(train_input, num_steps, side=None):  # a Python `side`: a trace (and XLA program) per size
         for i in tf.range(num_steps):
             if resident is None:
-                strategy.run(train_step, args=next(train_input))
+                strategy.run(train_step, args=next(train_input), kwargs={"side": side})
             else:
-                strategy.run(resident_train_step, args=(tf.convert_to_tensor(train_input) + tf.cast(i, tf.int64),))
+                step = tf.convert_to_tensor(train_input) + tf.cast(i, tf.int64)
+                strategy.run(resident_train_step, args=(step,), kwargs={"side": side})
             if lookahead is not None:
                 lookahead.update(optimizer.iterations)
 

@@ -27,6 +27,16 @@ class Plan:
     deterministic: bool  # config.deterministic, likewise
     max_lr: float  # the peak learning rate at the global batch
     lr_rule: str  # how max_lr follows from config.lr and the batch, for the log
+    # progressive resizing: ((first step, side in pixels), ...) of each stage, from config.resize_schedule; () none
+    resize_stages: tuple[tuple[int, int], ...] = ()
+
+    def image_side(self, step):
+        """The side the training images are resized to at global step `step` (None: not resized)."""
+        return next((side for first, side in reversed(self.resize_stages) if step >= first), None)
+
+    def next_resize(self, step):
+        """The first step of the next resizing stage after `step`, or None."""
+        return next((first for first, _ in self.resize_stages if first > step), None)
 
 
 def derive_plan(config, num_train, replicas, input_path, jit_compile=False, deterministic=False):
@@ -63,7 +73,17 @@ def derive_plan(config, num_train, replicas, input_path, jit_compile=False, dete
         deterministic=deterministic,
         max_lr=peak_lr(config),
         lr_rule=lr_rule(config),
+        resize_stages=resize_stages(config.resize_schedule, steps_per_epoch),
     )
+
+
+def resize_stages(schedule, steps_per_epoch):
+    """((first step, side), ...) of a per-epoch resize schedule, consecutive equal sides merged into one stage."""
+    stages = []
+    for epoch, side in enumerate(schedule):
+        if not stages or stages[-1][1] != side:
+            stages.append((epoch * steps_per_epoch, side))
+    return tuple(stages)
 
 
 def lr_rule(config):
@@ -108,6 +128,11 @@ def itstime(step, every, final_step=None):
 
 
 def steps_to_next(step, plan, config):
-    """Steps until the next log, evaluation or checkpoint boundary, capped at `config.steps_per_loop`."""
+    """Steps until the next log, evaluation, checkpoint or resizing boundary, capped at `config.steps_per_loop`."""
     periods = [config.log_every_steps, config.checkpoint_every_steps, plan.eval_every_steps]
-    return min([config.steps_per_loop] + [period - step % period for period in periods if period])
+    resize = plan.next_resize(step)
+    return min(
+        [config.steps_per_loop]
+        + [period - step % period for period in periods if period]
+        + ([resize - step] if resize is not None else [])
+    )

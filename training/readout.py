@@ -35,10 +35,19 @@ def plan_lines(plan, config, data):
                 f"over {num_train:,} training examples",
             ),
             ("schedule", f"{config.schedule}, peak lr {plan.max_lr:.4g} ({plan.lr_rule})"),
+            ("resizing", _stages(plan)),
             ("evaluation", evaluate),
             ("runs as", f"{config.precision}, XLA {'on' if plan.jit_compile else 'off'}, input from {plan.input}"),
         ]
     )
+
+
+def _stages(plan):
+    """ "24 px from step 0, 28 from 96, 32 from 192 (progressive resizing)", or None without it."""
+    if not plan.resize_stages:
+        return None
+    stages = ", ".join(f"{side} from {first:,}" for first, side in plan.resize_stages)
+    return f"training images resized to {stages} (steps); evaluated as loaded"
 
 
 def result_lines(summary, workdir, model_path=None):

@@ -22,10 +22,16 @@ CONVENTIONS = {
     "steady rate)",
     "dawnbench_seconds": "wall time from the start of data preparation, as Dawnbench counts, without evaluation "
     "(compilation, checkpoints and logging included)",
-    "compile_seconds": "tracing and XLA compilation: the first call of each process, which runs one step, less "
-    "one step at the steady rate",
+    "compile_seconds": "tracing and XLA compilation: each call that compiles (the first of each process, and "
+    "the first at each image size of progressive resizing), which runs one step, less one step at the steady rate",
     "eval_seconds": "evaluation, including its own first compilation",
-    "data_seconds": "loading the dataset and building the input pipelines",
+    "data_seconds": "loading the dataset (none when a process's earlier run loaded it)",
+    "prepare_seconds": "this process's preparation of the run after its data: the model and optimizer built and "
+    "initialised (airbench94's whitening from the data), a checkpoint restored, the input pipelines and loops "
+    "made; no compilation",
+    "record_seconds": "prepare_seconds + train_seconds: what the CIFAR-10 speed records time (fulcrum's "
+    "compute-honest protocol): each run's preparation and its training loop; not the build (compilation, "
+    "data loading) nor the evaluation, test-time augmentation included",
     "wall_seconds": "everything from the start of data preparation",
 }
 PROGRESS_SECONDS = 30  # a progress line at least this often, whatever log_every_steps says
@@ -43,9 +49,9 @@ class Clock:
         self.previous = dict.fromkeys(_CARRIED, 0.0)  # earlier processes' totals, read from `carried` on restore
         self.start = time.perf_counter()
         self.data_seconds = None
+        self.prepare_seconds = None
         self.eval_seconds = 0.0
-        self.first_call_seconds = None
-        self.first_call_steps = 0
+        self.compiling_calls = []  # (seconds, steps) of each call that compiled: the first, then new image sizes
         self.steady_seconds = 0.0
         self.steady_steps = 0
 
@@ -53,16 +59,26 @@ class Clock:
         """Takes the totals of the processes before this one from the (just restored, or still zero) checkpoint."""
         self.previous = dict(zip(_CARRIED, self.carried.numpy().tolist()))
 
-    def data_prepared(self):
+    def data_loaded(self):
         self.data_seconds = time.perf_counter() - self.start
 
-    def time_training(self, fn, num_steps):
-        """Runs fn() (num_steps training steps) and books its time; the first call is booked apart."""
+    def prepared(self):
+        """The run is ready for its first step: what followed the data's load was its preparation."""
+        self.prepare_seconds = time.perf_counter() - self.start - (self.data_seconds or 0.0)
+
+    @property
+    def first_call_seconds(self):
+        """The time of the process's first call into the loop (None before it)."""
+        return self.compiling_calls[0][0] if self.compiling_calls else None
+
+    def time_training(self, fn, num_steps, compiling=False):
+        """Runs fn() (num_steps training steps) and books its time; a call that compiles (`compiling`, and
+        always the first) is booked apart."""
         start = time.perf_counter()
         fn()
         seconds = time.perf_counter() - start
-        if self.first_call_seconds is None:
-            self.first_call_seconds, self.first_call_steps = seconds, num_steps
+        if compiling or not self.compiling_calls:
+            self.compiling_calls.append((seconds, num_steps))
         else:
             self.steady_seconds += seconds
             self.steady_steps += num_steps
@@ -78,18 +94,21 @@ class Clock:
         """Mean seconds per step after the first call (or including it, if there was only one)."""
         if self.steady_steps:
             return self.steady_seconds / self.steady_steps
-        return self.first_call_seconds / max(self.first_call_steps, 1) if self.first_call_seconds else None
+        if not self.compiling_calls:
+            return None
+        seconds, steps = self.compiling_calls[0]
+        return seconds / max(steps, 1)
 
     def images_per_second(self, global_batch):
         return global_batch / self.step_seconds if self.steady_steps else None
 
     def totals(self):
         """Every timer of `CONVENTIONS`, over all processes of this run so far."""
-        first = self.first_call_seconds or 0.0
-        first_steps_time = self.first_call_steps * self.step_seconds if self.steady_steps else first
+        # a compiling call's steps count at the steady rate (all of it, until there is one), the rest is compiling
+        steps_times = [steps * self.step_seconds if self.steady_steps else s for s, steps in self.compiling_calls]
         session = {
-            "train_seconds": self.steady_seconds + first_steps_time,
-            "compile_seconds": max(first - first_steps_time, 0.0),
+            "train_seconds": self.steady_seconds + sum(steps_times),
+            "compile_seconds": sum(max(s - t, 0.0) for (s, _), t in zip(self.compiling_calls, steps_times)),
             "eval_seconds": self.eval_seconds,
             "data_seconds": self.data_seconds or 0.0,
             "wall_seconds": time.perf_counter() - self.start,
@@ -98,6 +117,8 @@ class Clock:
         totals = {name: self.previous[name] + session[name] for name in _CARRIED}
         totals["processes"] = int(totals["processes"])
         totals["dawnbench_seconds"] = totals["wall_seconds"] - totals["eval_seconds"]
+        totals["prepare_seconds"] = self.prepare_seconds or 0.0  # this process's (a record's run is one process)
+        totals["record_seconds"] = totals["prepare_seconds"] + totals["train_seconds"]
         return totals
 
     def carry(self):

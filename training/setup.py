@@ -107,6 +107,12 @@ def build(config, prepared, schedule=None, momentum=None):
         jit_compile=strategy_lib.resolve_jit_compile(config, strategy),
         deterministic=strategy_lib.resolve_deterministic(config, strategy),
     )
+    too_large = [side for _, side in plan.resize_stages if side > min(data.image_shape[:2])]
+    if too_large:
+        raise ConfigError(
+            f"--config.resize_schedule={config.resize_schedule}: {too_large} exceed the training images' "
+            f"{data.image_shape[0]}x{data.image_shape[1]}: progressive resizing downsamples; use sides up to theirs"
+        )
     if plan.deterministic:  # before the model is built: it chooses the kernels (process-wide)
         tf.config.experimental.enable_op_determinism()
     if config.xla_cache and compile_cache.enabled_directory():

@@ -82,7 +82,10 @@ class Training:
         self.config, self.workdir, self.strategy, self.chief = config, workdir, strategy, is_chief(strategy)
         self.workers = num_workers(strategy)
         self.clock = report.Clock()
+        setup.load_data(config, prepared.placement)  # kept: `build` takes it from there
+        self.clock.data_loaded()
         self.built = run = setup.build(config, prepared)
+        self.sides = set()  # the image sizes this process has compiled a training step for (None: as loaded)
         self.data, self.plan, self.model, self.optimizer = run.data, run.plan, run.model, run.optimizer
         self.lookahead = run.lookahead
         logging.info("plan:\n%s", readout.plan_lines(self.plan, config, self.data))
@@ -105,7 +108,7 @@ class Training:
         self.resident, self.train_input = setup.training_input(config, strategy, self.data, self.batches_consumed)
         self.loops = loops.make_loops(run, self.resident)
         self.eval_data, self.eval_steps = input_pipeline.eval_dataset(strategy, self.data, config)
-        self.clock.data_prepared()
+        self.clock.prepared()
         self.reporter = report.Reporter(
             workdir,
             self.chief,
@@ -195,14 +198,18 @@ class Training:
     def train_call(self):
         """One call into the compiled loop: as many steps as fit before the next boundary and in a progress interval.
 
-        The first call of a process is one step, so that its time is compilation plus one step's worth.
+        A call that compiles (the first of a process, and with progressive resizing the first at each image size)
+        is one step, so that its time is compilation plus one step's worth, booked apart.
         """
         clock, step = self.clock, self.step
-        if clock.first_call_seconds is None:
+        side = self.plan.image_side(step)
+        compiling = clock.first_call_seconds is None or side not in self.sides
+        if compiling:
             num_steps = 1
             logging.info(
-                "compiling the training step (%s); the first call runs one step",
+                "compiling the training step (%s)%s; the call runs one step",
                 "tracing and XLA" if self.plan.jit_compile else "tracing",
+                f" for {side}x{side} images" if side else "",
             )
         else:
             num_steps = min(steps_to_next(step, self.plan, self.config), self.plan.end_step - step)
@@ -212,12 +219,13 @@ class Training:
             num_steps = min(num_steps, most)
         if self.resident:  # a call ends at its epoch's end, where the resident set's order changes
             num_steps = self.resident.prepare_call(self.batches_consumed.numpy(), num_steps)
-        self.preemption.call_started(num_steps, num_steps * clock.step_seconds if clock.first_call_seconds else None)
+        self.preemption.call_started(num_steps, None if compiling else num_steps * clock.step_seconds)
         self.reporter.call_started(step, num_steps)
         try:
             clock.time_training(
-                lambda: self.compiled(lambda: self.loops.train(self.train_input, tf.constant(num_steps))),
+                lambda: self.compiled(lambda: self.loops.train(self.train_input, tf.constant(num_steps), side)),
                 num_steps,
+                compiling,
             )
         except tf.errors.InvalidArgumentError:  # read from disk, an image that does not decode: which one?
             first = int(self.batches_consumed.numpy())
@@ -228,8 +236,9 @@ class Training:
                 ),
             )
             raise
-        if clock.steady_steps == 0:
-            logging.info("compiled and ran the first step in %.1f s", clock.first_call_seconds)
+        if compiling:
+            self.sides.add(side)
+            logging.info("compiled and ran the step in %.1f s", clock.compiling_calls[-1][0])
             compile_cache.check_written(self.config, self.plan.jit_compile)
             compile_cache.seal()
         self.batches_consumed.assign_add(num_steps)

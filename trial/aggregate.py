@@ -23,6 +23,7 @@ def aggregate(runs, target=None, price_per_hour=0.0):
         "final_accuracy_std": race["std"] or 0.0,  # the sample std (ddof 1); 0 for one run
         "best_accuracy_mean": float(np.mean([run["best_eval_accuracy"] or 0.0 for run in runs])),
         "images_per_second_mean": _mean([run["images_per_second"] for run in runs]),
+        "record_seconds_mean": _mean([run.get("record_seconds") for run in runs]),
         "wall_seconds_total": float(sum(run["wall_seconds"] for run in runs)),
         "race": race,
     }
