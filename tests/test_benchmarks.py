@@ -74,3 +74,11 @@ def test_records_benchmark_smoke_run_prints_its_rows():
     ]
     assert all(float(row.split(" | ")[4]) > 0 for row in rows)
     assert "resident host memory after 1 epoch of the disk path" in done.stdout
+
+
+def test_optimizers_benchmark_smoke_run_prints_its_row():
+    done = benchmark("optimizers", "--windows=1", "--steps=1", "--batch=64")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [line.split(" | ")[1:4:2] for line in done.stdout.splitlines() if line.startswith("| step |")] == [
+        ["Muon", "SGD"]
+    ]
