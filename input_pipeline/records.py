@@ -55,7 +55,8 @@ def first_undecodable(split, indices):
             crops.decode(encoded)
         except tf.errors.OpError as error:
             reason = (error.message.strip().splitlines() or ["?"])[-1]
-            return split.name_of(index), re.sub(r"\s*\[Op:\w+\]$", "", reason)
+            reason = re.sub(r"\{\{[^}]*\}\}\s*", "", re.sub(r"\s*\[Op:\w+\]$", "", reason))  # TensorFlow's tags
+            return split.name_of(index), reason
     return None
 
 
