@@ -125,6 +125,7 @@ def check_own_address(resolver):
     address = resolver.cluster_spec().task_address(resolver.task_type, resolver.task_id)
     port = int(address.rpartition(":")[2])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds: a port in TIME_WAIT is free
         try:
             probe.bind(("", port))
         except OSError as error:
