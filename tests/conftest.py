@@ -15,7 +15,16 @@ tf.config.set_logical_device_configuration(
 )
 
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def float32_policy():
+    """Each test starts with Keras's float32 policy: a run sets the global policy to its precision and keeps it, so a
+    mixed_float16 run would otherwise make the next test in the same worker build float16 layers."""
+    keras.mixed_precision.set_global_policy("float32")
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,8 @@ def test_variable_kinds_of_airbench94():
     assert len(kinds["norm_bias"]) == 6 and all(path.endswith("/beta") for path in kinds["norm_bias"])
     assert kinds["norm_scale"] == []  # airbench's BatchNorm has no scale
     assert kinds["bias"] == ["whiten_bias/bias"]  # its stem's bias is a plain bias (the kernel is frozen)
-    assert len(kinds["kernel"]) == 7  # six 3x3 convolutions and the head
+    assert len(kinds["filter"]) == 6 and all(len(v.shape) == 4 for v in variable_kinds(model)["filter"])  # 3x3 convs
+    assert len(kinds["kernel"]) == 1  # the head's
 
 
 def test_the_config_sets_each_kinds_factor_and_the_freeze_step():

@@ -238,7 +238,7 @@ class Training:
             raise
         if compiling:
             self.sides.add(side)
-            logging.info("compiled and ran the step in %.1f s", clock.compiling_calls[-1][0])
+            logging.info("compiled and ran the first step in %.1f s", clock.compiling_calls[-1][0])
             compile_cache.check_written(self.config, self.plan.jit_compile)
             compile_cache.seal()
         self.batches_consumed.assign_add(num_steps)
