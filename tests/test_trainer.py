@@ -171,6 +171,22 @@ def test_mixed_precision_trains_with_float32_logits(tmp_path, precision):
 
 
 @pytest.mark.slow
+def test_tta_at_the_end_evaluates_one_view_during_training_and_both_at_the_end(tmp_path):
+    """With eval_tta_at="end", the evaluations during training are the plain ones a run without TTA makes (same
+    training: TTA changes no step), and the final one records the plain accuracy beside the TTA one."""
+    config = tiny_config(stop_at_step=24, eval_every_epochs=0.05, eval_flip=False)  # an eval every 8 steps
+    plain = trainer.train_and_evaluate(config, str(tmp_path / "plain"))["evaluations"]
+    config = dataclasses.replace(config, eval_flip=True, eval_tta_at="end")
+    tta = trainer.train_and_evaluate(config, str(tmp_path / "tta"))["evaluations"]
+    assert [e["step"] for e in tta] == [8, 16, 24]
+    for with_tta, without in zip(tta[:-1], plain[:-1]):
+        assert (with_tta["views"], with_tta["accuracy"], with_tta["loss"]) == (1, without["accuracy"], without["loss"])
+    final, final_plain = tta[-1], plain[-1]
+    assert final["views"] == 2 and final["loss"] != final_plain["loss"]
+    assert (final["plain_accuracy"], final["plain_loss"]) == (final_plain["accuracy"], final_plain["loss"])
+
+
+@pytest.mark.slow
 def test_target_crossing_is_the_first_evaluation_at_or_above_it(tmp_path):
     config = tiny_config(stop_at_step=40, eval_every_epochs=0.05, target_accuracy=0.2)  # an eval every 8 steps
     summary = trainer.train_and_evaluate(config, str(tmp_path / "on"))

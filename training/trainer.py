@@ -258,13 +258,14 @@ class Training:
         """Evaluates with the config's test-time augmentation (during training only if `eval_tta_at` is
         "every"); the final evaluation also records the plain accuracy beside it."""
         config = self.config
-        tta = self.loops.eval_plain is not None and (final or config.eval_tta_at == "every")
+        has_tta = self.loops.eval_plain is not None  # "eval" is then the TTA loop, "eval_plain" one view
+        tta = has_tta and (final or config.eval_tta_at == "every")
         record = {"step": step, "epoch": step / self.plan.steps_per_epoch}
         with self.clock.evaluating(), self.ema_weights():
             if tta:
                 record |= self._evaluated("eval", "", views=tta_views(config))
             if not tta or final:
-                record |= self._evaluated("eval_plain" if tta else "eval", "plain_" if tta else "", views=1)
+                record |= self._evaluated("eval_plain" if has_tta else "eval", "plain_" if tta else "", views=1)
         compile_cache.seal()  # the evaluation's programs, if it compiled them
         if not math.isfinite(record["loss"]):
             raise self.diverged(step, "the evaluation loss is not finite")
