@@ -87,8 +87,9 @@ def resize_stages(schedule, steps_per_epoch):
 
 
 def lr_rule(config):
-    """How the peak learning rate follows from `config.lr` and the batch (`peak_lr`), for the log."""
-    return f"max_lr = {config.lr} * batch {config.batch_size} / {config.lr_reference_batch}"
+    """How the peak learning rate follows from `config.lr` and the batch (`peak_lr`), for the log (to 6 digits:
+    a config's 11.5 / (1 + 1 / 0.15) reads 1.5, not 1.5000000000000002)."""
+    return f"max_lr = {config.lr:.6g} * batch {config.batch_size} / {config.lr_reference_batch}"
 
 
 def inverse_lr_rule(config):
