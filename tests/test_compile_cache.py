@@ -41,10 +41,10 @@ def test_a_config_asking_for_the_cache_where_nobody_enabled_it_is_refused(monkey
     assert (tmp_path / "cache" / "tf").is_dir()  # XLA itself makes only the last folder
 
 
-def cached_run(workdir):
+def cached_run(workdir, *extra):
     """train.py with XLA and its cache (in workdir's parent), to step 20; it must succeed."""
     flags = ["--config.xla_cache=True", "--config.jit_compile=True", "--config.epochs=2", "--config.stop_at_step=20"]
-    done = launch.run("train.py", *flags, f"--workdir={workdir}", timeout=600)
+    done = launch.run("train.py", *flags, *extra, f"--workdir={workdir}", timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return done
 
@@ -59,15 +59,18 @@ def test_a_damaged_or_read_only_cache_is_set_aside_or_skipped_with_a_warning_and
     programs = sorted(cache.glob("*.pb"))
     assert sorted(json.loads((cache / "checksums.json").read_text())) == [p.name for p in programs]
     # Bytes overwritten in the middle: XLA would load and run it; its checksum does not match, so it is moved aside
-    data = programs[0].read_bytes()
-    programs[0].write_bytes(data[:200] + bytes(range(256)) * 8 + data[2248:])
+    largest = max(programs, key=lambda p: p.stat().st_size)  # the training step's, loaded by the first call
+    data = largest.read_bytes()
+    largest.write_bytes(data[:200] + bytes(range(256)) * 8 + data[2248:])
     done = cached_run(tmp_path / "checked")
     assert "1 program(s) in" in done.stderr and "do not match their recorded checksums" in done.stderr
     # Truncated, and its record made to match (what the record cannot see): it fails as it loads, and is set aside
-    programs = sorted(cache.glob("*.pb"))
-    programs[0].write_bytes(programs[0].read_bytes()[:1000])
+    # The training step's, failing inside the first call: what ran of that step (Keras counts it before its
+    # gradients) is undone before the call is made again, so the run trains as the first did.
+    largest = max(cache.glob("*.pb"), key=lambda p: p.stat().st_size)
+    largest.write_bytes(largest.read_bytes()[:1000])
     recorded = json.loads((cache / "checksums.json").read_text())
-    recorded[programs[0].name] = hashlib.sha256(programs[0].read_bytes()).hexdigest()
+    recorded[largest.name] = hashlib.sha256(largest.read_bytes()).hexdigest()
     (cache / "checksums.json").write_text(json.dumps(recorded))
     done = cached_run(tmp_path / "damaged")
     warning = [line for line in done.stderr.splitlines() if "cannot be loaded" in line]
@@ -89,11 +92,12 @@ def test_a_damaged_or_read_only_cache_is_set_aside_or_skipped_with_a_warning_and
 @pytest.mark.slow
 def test_a_second_run_beside_the_first_loads_its_programs_and_trains_the_same(tmp_path):
     """train.py --config.xla_cache: the first run writes the step's and the evaluation's programs, the second
-    (another workdir in the same folder, a new process) compiles nothing new and gives the same results."""
+    (another workdir in the same folder, a new process, its training cut into other calls as a slower or busier
+    machine cuts it) compiles nothing new and gives the same results."""
     cache = tmp_path / "xla_cache" / f"tf{tf.__version__}"
     summaries, programs = [], []
-    for name in ("first", "second"):
-        done = cached_run(tmp_path / name)
+    for name, extra in (("first", ()), ("second", ("--config.max_call_seconds=0.001",))):
+        done = cached_run(tmp_path / name, *extra)
         assert "XLA wrote no program" not in done.stderr
         summaries.append(json.loads((tmp_path / name / "summary.json").read_text()))
         programs.append(sorted(os.listdir(cache)))

@@ -150,6 +150,7 @@ class Training:
         """Trains to the plan's end step (or the target), evaluates, exports, and returns the summary."""
         config, plan = self.config, self.plan
         self.reporter.start(self.step)
+        self.trace_loops()
         try:
             while self.step < plan.end_step and not (
                 config.stop_at_target and self.log.crossing(config.target_accuracy)
@@ -195,6 +196,20 @@ class Training:
             self.preemption.close()
             self.reporter.close()
 
+    def trace_loops(self):
+        """Traces the training loop at each image size and the evaluation loops before the first call, by calling
+        them for zero steps (nothing runs, XLA compiles nothing). TensorFlow names a traced function with a
+        process-wide counter that every call moves on, and XLA's persistent cache keys a program by that name:
+        traced when first needed, the evaluation's programs and a later image size's were named by how many calls
+        `max_call_seconds` had cut the training into before (so by the machine's load), and a rerun compiled them
+        again."""
+        for side in dict.fromkeys(side for _, side in self.plan.resize_stages) or (None,):
+            self.loops.train(self.train_input, tf.constant(0), side)
+        with self.clock.evaluating():
+            for which in ("eval", "eval_plain"):
+                if getattr(self.loops, which) is not None:
+                    getattr(self.loops, which)(iter(self.eval_data), tf.constant(0))
+
     def train_call(self):
         """One call into the compiled loop: as many steps as fit before the next boundary and in a progress interval.
 
@@ -223,7 +238,9 @@ class Training:
         self.reporter.call_started(step, num_steps)
         try:
             clock.time_training(
-                lambda: self.compiled(lambda: self.loops.train(self.train_input, tf.constant(num_steps), side)),
+                lambda: self.compiled(
+                    lambda: self.loops.train(self.train_input, tf.constant(num_steps), side), compiling
+                ),
                 num_steps,
                 compiling,
             )
@@ -272,16 +289,23 @@ class Training:
         self.log.add("eval", record | self.clock.totals())
         self.reporter.evaluation(step, record)
 
-    def compiled(self, call):
+    def compiled(self, call, trains=False):
         """`call()`, a compiled loop's; if a damaged program in the XLA cache stops it, the cache's folder is set
-        aside, the loops traced anew (a new trace has a new name: XLA remembers the failed one's load) and the
-        input read again from the data position (nothing of the step ran but the read of a batch), and the call
-        is made again."""
+        aside, the loops traced anew (a new trace has a new name: XLA remembers the failed one's load), the input
+        read again from the data position, and the call made again. A training call (`trains`) that fails there
+        has still run what does not wait for the gradients (Keras counts the step in `optimizer.iterations`,
+        Lookahead may move): its weights and optimizer state are put back first."""
+        saved = None
+        if trains and self.config.xla_cache:  # only a call that may load a program: the first at each size
+            state = [*self.model.weights, *self.optimizer.variables, *(self.lookahead or tf.Module()).variables]
+            saved = [(variable, variable.numpy()) for variable in state]
         try:
             return call()
         except compile_cache.damage_errors() as error:
             if not compile_cache.set_aside_if_damaged(self.config, error):
                 raise
+            for variable, value in saved or ():
+                variable.assign(value)
             self.loops = loops.make_loops(self.built, self.resident)
             if self.resident is None:
                 self.train_input = setup.training_input(self.config, self.strategy, self.data, self.batches_consumed)[1]
