@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import logging as python_logging
 import os
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -151,6 +152,9 @@ def run(values, invocation):
     from training.faults import INTERRUPTED, DiskFull, RunInterrupted
 
     module, _, function = MODES[mode].partition(":")
+    # Ctrl-C (or kill -INT) is Python's KeyboardInterrupt even in a process that inherited SIGINT ignored, as a
+    # shell's background job and some process managers start it: the LR sweep ran on to its end otherwise.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         getattr(importlib.import_module(module), function)(config, workdir, invocation)
     except RunInterrupted as interrupted:  # its message is already logged; the code tells schedulers which it was

@@ -21,9 +21,9 @@ def run(*arguments, cwd=REPO, timeout=300):
     return subprocess.run(command, cwd=cwd, env=ENVIRONMENT, capture_output=True, text=True, timeout=timeout)
 
 
-def start(workdir, *flags, script="train.py", log_name="train.log", environment=None, ignore_sighup=False):
+def start(workdir, *flags, script="train.py", log_name="train.log", environment=None, ignored=()):
     """Starts `script` (train.py, or tests/run_with_fault.py with its arguments first) on the quick-start config;
-    with `ignore_sighup`, as `nohup` starts it."""
+    with the signals `ignored` set to be ignored, as `nohup` starts it (SIGHUP) or a shell's background job (SIGINT)."""
     command = [sys.executable, *script.split(), "--config=configs/quickstart.py", f"--workdir={workdir}", *flags]
     log = open(os.path.join(workdir, log_name), "a")  # noqa: SIM115 (closed by the child's exit)
     return subprocess.Popen(
@@ -33,7 +33,7 @@ def start(workdir, *flags, script="train.py", log_name="train.log", environment=
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=(lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN)) if ignore_sighup else None,
+        preexec_fn=(lambda: [signal.signal(sig, signal.SIG_IGN) for sig in ignored]) if ignored else None,
     )
 
 

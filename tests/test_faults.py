@@ -262,7 +262,7 @@ def test_a_worker_whose_peer_never_starts_says_so_and_gives_up(tmp_path, under_n
         *FLAGS,
         "--config.cluster_wait_seconds=25",
         environment=worker_environments(2)[0],
-        ignore_sighup=under_nohup,  # nohup ignores SIGHUP in the process: the watchdog must still end it
+        ignored=(signal.SIGHUP,) if under_nohup else (),  # nohup ignores SIGHUP: the watchdog must still end it
     )
     code = finish(lonely, timeout=120)
     log = (tmp_path / "train.log").read_text()
@@ -336,7 +336,9 @@ def test_a_second_ctrl_c_stops_at_once_without_saving_and_the_rerun_resumes(tmp_
 
 
 def test_ctrl_c_in_the_lr_sweep_is_one_line_and_its_code(tmp_path):
-    process = start(tmp_path, "--mode=lr_find", "--config.lr_find.num_steps=2000", "--config.dataset=synthetic")
+    """Started as a shell's background job (SIGINT ignored, inherited): kill -INT still stops the sweep."""
+    flags = ("--mode=lr_find", "--config.lr_find.num_steps=2000", "--config.dataset=synthetic")
+    process = start(tmp_path, *flags, ignored=(signal.SIGINT,))
     deadline = time.monotonic() + 120
     while "lr_find step" not in (tmp_path / "train.log").read_text() and time.monotonic() < deadline:
         time.sleep(0.2)
