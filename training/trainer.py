@@ -205,10 +205,9 @@ class Training:
         again."""
         for side in dict.fromkeys(side for _, side in self.plan.resize_stages) or (None,):
             self.loops.train(self.train_input, tf.constant(0), side)
-        with self.clock.evaluating():
-            for which in ("eval", "eval_plain"):
-                if getattr(self.loops, which) is not None:
-                    getattr(self.loops, which)(iter(self.eval_data), tf.constant(0))
+        for which in ("eval", "eval_plain"):  # tracing: in the wall clock, in no step's or evaluation's
+            if getattr(self.loops, which) is not None:
+                getattr(self.loops, which)(iter(self.eval_data), tf.constant(0))
 
     def train_call(self):
         """One call into the compiled loop: as many steps as fit before the next boundary and in a progress interval.
