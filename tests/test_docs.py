@@ -16,6 +16,7 @@ DOCUMENTS = [
     "README.md",
     "BUILD.md",
     "benchmarks/README.md",
+    "results/cifar10.md",
     "train.py",
     *sorted(str(p.relative_to(REPO)) for p in (REPO / "configs").glob("*.py") if p.name != "fields.py"),
 ]
