@@ -1,5 +1,6 @@
 """training/progress_bar.py: the bar's line by hand, and train.py on a real terminal (a pseudo-terminal)."""
 
+import io
 import os
 import re
 import subprocess
@@ -26,6 +27,17 @@ def test_the_bar_interpolates_the_call_in_flight_and_never_passes_its_end():
     # 5 s at 0.5 s a step: step 20, a fifth of the run; 256 images / 0.5 s; 80 steps left at 0.5 s
     assert bar.text(now=1005.0) == "step 20/100 [====>                   ]  20%  epoch 2.00  512 img/s  ETA 0m40s"
     assert bar.text(now=2000.0).startswith("step 30/100 ")  # the call's last step, however late
+
+
+def test_the_compile_is_counted_from_the_tracing_before_the_first_call_through_that_call():
+    bar = ProgressBar(total_steps=100, steps_per_epoch=10, global_batch=256, stream=io.StringIO())
+    bar.start(0, compiling=True)  # the run traces its loops from here
+    try:
+        tracing_started = bar._call[2]
+        bar.call_started(0, 1, None)  # the first call: XLA compiles and runs one step
+        assert bar.text(now=tracing_started + 7.2) == "compiling the training step, 7 s"
+    finally:
+        bar.close()
 
 
 @pytest.mark.slow

@@ -29,9 +29,12 @@ class ProgressBar:
         self._thread = threading.Thread(target=self._redraw_until_closed, name="progress-bar", daemon=True)
         self._replaced = []
 
-    def start(self, step, handlers=()):
-        """Shows the bar from `step`, with every write to stderr and to `handlers`' streams clearing it first."""
+    def start(self, step, handlers=(), compiling=False):
+        """Shows the bar from `step`, with every write to stderr and to `handlers`' streams clearing it first.
+        `compiling`: the process traces its loops before the first call, so the compile's seconds count from here."""
         self._step = step
+        if compiling:
+            self._call = (step, 0, time.monotonic(), None)
         proxy = _ClearingStream(self._terminal, self)
         self._replaced = [(handler, handler.stream) for handler in handlers if hasattr(handler, "stream")]
         for handler, _ in self._replaced:
@@ -44,7 +47,9 @@ class ProgressBar:
         """A call of `num_steps` steps from `step` at about `step_seconds` a step (None: the compiling call;
         `steady` False: an estimate still holding the compile, good enough to move the bar, not to show)."""
         with self._lock:
-            self._call = (step, num_steps, time.monotonic(), step_seconds)
+            tracing = self._call and self._call[3] is None and step_seconds is None
+            started = self._call[2] if tracing else time.monotonic()  # the compile goes on: its seconds too
+            self._call = (step, num_steps, started, step_seconds)
             if steady:
                 self._steady_seconds = step_seconds
 

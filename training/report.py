@@ -201,7 +201,8 @@ class Reporter:
     def start(self, step):
         """The run trains from `step`: the bar (if any) shows from here, and takes over stderr."""
         if self.bar:
-            self.bar.start(step, [logging.get_absl_handler().python_handler])
+            compiling = self.clock.first_call_seconds is None
+            self.bar.start(step, [logging.get_absl_handler().python_handler], compiling)
 
     def call_started(self, step, num_steps):
         if self.bar:
