@@ -4,6 +4,8 @@ Drawn on `matplotlib.figure.Figure`s, which need no display and leave pyplot's b
 notebook that imports this keeps its own).
 """
 
+import textwrap
+
 from matplotlib.figure import Figure
 
 from trial.aggregate import mean_curve
@@ -35,7 +37,7 @@ def plot_trial(runs, path, title, target=None):
         axis.plot(x, mean, color="black", lw=2, marker=".", label=f"mean of {len(runs)}")
         _decorate(axis, xlabel, ylabel, target if key == "accuracy" else None)
     axes[0, 0].legend(fontsize=8)
-    _save(figure, title, path)
+    return _save(figure, title, path)
 
 
 def plot_comparison(trials, path, title, threshold):
@@ -49,7 +51,7 @@ def plot_comparison(trials, path, title, threshold):
             axis.plot(x, mean, lw=1.5, marker=".", label=f"{name} ({len(runs)})")
         _decorate(axis, xlabel, ylabel, threshold if key == "accuracy" else None)
     axes[0, 0].legend(fontsize=8)
-    _save(figure, title, path)
+    return _save(figure, title, path)
 
 
 def plot_schedules(curves, path, title):
@@ -62,7 +64,7 @@ def plot_schedules(curves, path, title):
     _decorate(lr_axis, "optimizer step", "learning rate")
     _decorate(momentum_axis, "optimizer step", "momentum (Adam: beta_1)")
     lr_axis.legend(fontsize=8)
-    _save(figure, title, path)
+    return _save(figure, title, path)
 
 
 def plot_lr_tune(record, curve, path, title):
@@ -93,7 +95,7 @@ def plot_lr_tune(record, curve, path, title):
         if lr:
             axis.axvline(lr, color="grey", ls=style, lw=1, label=f"{rule}: {lr:.3g}")
     axis.legend(fontsize=8, loc="lower left")
-    _save(figure, title, path)
+    return _save(figure, title, path)
 
 
 def _decorate(axis, xlabel, ylabel, line=None):
@@ -105,6 +107,10 @@ def _decorate(axis, xlabel, ylabel, line=None):
 
 
 def _save(figure, title, path):
-    figure.suptitle(title, fontsize=10)
+    """Writes the figure under its title, each line of which is wrapped to the figure's width (a comparison's
+    title names every arm, and eight of them ran off both edges); returns the figure."""
+    characters = int(figure.get_figwidth() * 11)  # of a 10-point font, about 11 to the inch
+    figure.suptitle("\n".join(textwrap.fill(line, characters) for line in title.split("\n")), fontsize=10)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    return figure
