@@ -10,6 +10,8 @@ from matplotlib.figure import Figure
 
 from trial.aggregate import mean_curve
 
+LEGEND_CHARACTERS = 70  # an arm's name per legend line: longer ones squeezed the panels to make room
+
 _PANELS = (  # (record kind, y key, y label, x key, x label)
     ("evaluations", "accuracy", "eval accuracy", "epoch", "epochs"),
     ("evaluations", "accuracy", "eval accuracy", "train_seconds", "training seconds (airbench)"),
@@ -48,7 +50,7 @@ def plot_comparison(trials, path, title, threshold):
         for name, runs in trials.items():
             _, mean = mean_curve(runs, kind, key)
             _, x = mean_curve(runs, kind, xkey)
-            axis.plot(x, mean, lw=1.5, marker=".", label=f"{name} ({len(runs)})")
+            axis.plot(x, mean, lw=1.5, marker=".", label=textwrap.fill(f"{name} ({len(runs)})", LEGEND_CHARACTERS))
         _decorate(axis, xlabel, ylabel, threshold if key == "accuracy" else None)
     axes[0, 0].legend(fontsize=8)
     return _save(figure, title, path)
